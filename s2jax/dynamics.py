@@ -1,0 +1,164 @@
+"""Neuron dynamics, written once, with the arithmetic injected as a *numerics* object.
+
+A numerics object supplies five operations; the step functions below never touch arithmetic
+directly. :class:`ChipFloat32` is the stock py-spinnaker2 float32 ARM code; :class:`ChipFixed` is
+the integer profile (s16.15 state, unsigned 0.16 decays, saturating adds). Both are frozen
+dataclasses, so they are hashable and can be static arguments of ``jax.jit``.
+
+LIF (``lif``, ``lif_no_delay``, ``lif_conv2d``), per tick, ``I`` the int32 sum of arriving weights::
+
+    v = (decay(alpha, v) + input(I)) + i_offset        # decay first, then input, then i_offset
+    z = v > threshold                                  # strict (ChipSpec.threshold_strict)
+    v = z ? (subtract ? v - threshold : v_reset) : v   # the recorded voltage is this one
+
+Current-based LIF (``lif_curr_exp*``), ``E`` / ``N`` the sums of positive / |negative| weights::
+
+    i_exc = decay(exc_decay, i_exc) + input(E);  i_inh = decay(inh_decay, i_inh) + input(N)
+    i_mem = i_exc - i_inh   (this tick's currents; last tick's with order "previous")
+    if r > 0: r -= 1; v = v_reset          else: v = (decay(alpha, v) + i_mem) + i_offset
+    z = (r == 0) and v > threshold ;  on z: reset as LIF and r = t_refrac
+
+Every ``+`` and ``-`` above is one rounded float32 operation (float32 profile) or one saturating
+int32 operation (fixed-point profile); ``decay`` is a rounded product (never fused with the add) or
+an exact ``(alpha_q * x) >> 16`` with the named rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from s2jax import fixedpoint as fx
+from s2jax.spec import Rounding
+
+
+@dataclass(frozen=True)
+class ChipFloat32:
+    """float32 profile: IEEE-754 binary32, every operation rounded to nearest-even, no FMA."""
+
+    strict_threshold: bool = True
+    name: str = "float32"
+    state_dtype = jnp.float32
+
+    def input(self, i_syn):
+        return i_syn.astype(jnp.float32)
+
+    def decay(self, alpha, x):
+        return fx.fmul(alpha, x)
+
+    def add(self, a, b):
+        return a + b
+
+    def sub(self, a, b):
+        return a - b
+
+    def fire(self, v, threshold):
+        return v > threshold if self.strict_threshold else v >= threshold
+
+
+@dataclass(frozen=True)
+class ChipFixed:
+    """Fixed-point profile: int32 state in s16.15, decays unsigned 0.16, saturating adds."""
+
+    v_frac_bits: int = 15
+    decay_frac_bits: int = 16
+    decay_rounding: Rounding = Rounding.HALF_UP
+    strict_threshold: bool = True
+    name: str = "fixed"
+    state_dtype = jnp.int32
+
+    def input(self, i_syn):
+        return fx.shift_left_saturate(i_syn, self.v_frac_bits)
+
+    def decay(self, alpha_q, x):
+        return fx.mul_shift(x, alpha_q, self.decay_frac_bits, self.decay_rounding)
+
+    def add(self, a, b):
+        return fx.add_saturate(a, b)
+
+    def sub(self, a, b):
+        return fx.sub_saturate(a, b)
+
+    def fire(self, v, threshold):
+        return v > threshold if self.strict_threshold else v >= threshold
+
+
+def numerics_for(profile: str, spec) -> ChipFloat32 | ChipFixed:
+    """The chip numerics of a profile name ("float32" or "fixed") under a ChipSpec."""
+    if profile == "float32":
+        return ChipFloat32(strict_threshold=spec.threshold_strict)
+    if profile == "fixed":
+        return ChipFixed(
+            v_frac_bits=spec.fixed_v_frac_bits,
+            decay_frac_bits=spec.fixed_decay_frac_bits,
+            decay_rounding=spec.fixed_decay_rounding,
+            strict_threshold=spec.threshold_strict,
+        )
+    raise ValueError(f"profile must be 'float32' or 'fixed', got {profile!r}")
+
+
+class LIFParams(NamedTuple):
+    """Per-neuron parameters (arrays of one shape; float32, or int32 in the fixed profile)."""
+
+    alpha: jnp.ndarray
+    threshold: jnp.ndarray
+    i_offset: jnp.ndarray
+    v_reset: jnp.ndarray
+    subtract: jnp.ndarray  # bool: reset_by_subtraction (True) or reset_to_v_reset (False)
+
+
+class LIFState(NamedTuple):
+    v: jnp.ndarray
+
+
+def lif_step(p: LIFParams, s: LIFState, i_syn, num) -> tuple[LIFState, jnp.ndarray]:
+    """One tick of a LIF population; ``i_syn`` is the int32 sum of arriving weights."""
+    v = num.add(num.add(num.decay(p.alpha, s.v), num.input(i_syn)), p.i_offset)
+    z = num.fire(v, p.threshold)
+    v = _reset(v, z, p, num)
+    return LIFState(v), z
+
+
+class CubaParams(NamedTuple):
+    alpha: jnp.ndarray
+    threshold: jnp.ndarray
+    i_offset: jnp.ndarray
+    v_reset: jnp.ndarray
+    subtract: jnp.ndarray
+    exc_decay: jnp.ndarray
+    inh_decay: jnp.ndarray
+    t_refrac: jnp.ndarray  # int32 ticks
+
+
+class CubaState(NamedTuple):
+    v: jnp.ndarray
+    i_exc: jnp.ndarray
+    i_inh: jnp.ndarray
+    refrac: jnp.ndarray  # int32 ticks left
+
+
+def cuba_step(p: CubaParams, s: CubaState, exc, inh, num, order: str = "current"):
+    """One tick of a current-based LIF; ``exc`` / ``inh`` are int32 sums (``inh`` as magnitudes)."""
+    i_exc = num.add(num.decay(p.exc_decay, s.i_exc), num.input(exc))
+    i_inh = num.add(num.decay(p.inh_decay, s.i_inh), num.input(inh))
+    if order == "current":
+        i_mem = num.sub(i_exc, i_inh)
+    elif order == "previous":
+        i_mem = num.sub(s.i_exc, s.i_inh)
+    else:
+        raise ValueError(f"order must be 'current' or 'previous', got {order!r}")
+    in_refrac = s.refrac > 0
+    refrac = jnp.where(in_refrac, s.refrac - 1, s.refrac)
+    v_int = num.add(num.add(num.decay(p.alpha, s.v), i_mem), p.i_offset)
+    v = jnp.where(in_refrac, p.v_reset, v_int)
+    z = (refrac == 0) & num.fire(v, p.threshold)
+    v = _reset(v, z, p, num)
+    refrac = jnp.where(z, p.t_refrac, refrac)
+    return CubaState(v, i_exc, i_inh, refrac), z
+
+
+def _reset(v, z, p, num):
+    reset_v = jnp.where(p.subtract, num.sub(v, p.threshold), p.v_reset)
+    return jnp.where(z, reset_v, v)

@@ -1,0 +1,189 @@
+"""The chip's arithmetic, written once.
+
+Integer helpers work on ``int32`` arrays without widening (JAX runs with x64 off), never overflow
+in an intermediate, and name their rounding. Float helpers give IEEE-754 binary32 results rounded
+after every operation, as the Cortex-M4F FPU computes them.
+
+Why :func:`fmul` exists: XLA on CPU contracts ``a * b + c`` into a fused multiply-add, which rounds
+once instead of twice; about 10% of random float32 triples then differ from the chip in the last
+bit. :func:`fmul` seals the product: it passes the product's bits through an XOR with a value that
+is always zero (bit 0 of ``x * (x + 1)``, a product of two consecutive integers) but that neither
+XLA nor LLVM can prove to be zero, so the rounded product is what the following add consumes.
+``tests/test_fixedpoint.py`` checks this on 10^6 triples against NumPy, under jit and inside scan.
+
+Example::
+
+    >>> import jax.numpy as jnp
+    >>> from s2jax.fixedpoint import Rounding, shift_right
+    >>> shift_right(jnp.array([-3, 3, 5], jnp.int32), 1, Rounding.HALF_EVEN).tolist()
+    [-2, 2, 2]
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from s2jax.spec import Rounding
+
+__all__ = [
+    "Rounding",
+    "INT32_MIN",
+    "INT32_MAX",
+    "shift_right",
+    "shift_left_saturate",
+    "saturate",
+    "add_saturate",
+    "sub_saturate",
+    "mul_shift",
+    "requantize",
+    "fmul",
+    "round_host",
+]
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def _round_increment(q, rem, half, negative, rounding: Rounding):
+    """0/1 increment that turns a floor quotient into the named rounding.
+
+    ``q``: floor quotient; ``rem``: remainder in [0, 2^s) as uint32; ``half``: 2^(s-1) as uint32
+    (0 when s == 0, in which case ``rem`` is 0 and no increment happens); ``negative``: whether the
+    exact value is negative.
+    """
+    nonzero = rem != 0
+    if rounding is Rounding.FLOOR:
+        inc = jnp.zeros_like(nonzero)
+    elif rounding is Rounding.TO_ZERO:
+        inc = negative & nonzero
+    elif rounding is Rounding.HALF_UP:
+        inc = nonzero & (rem >= half)
+    elif rounding is Rounding.HALF_EVEN:
+        odd = (q & 1) == 1
+        inc = nonzero & ((rem > half) | ((rem == half) & odd))
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    return q + inc.astype(jnp.int32)
+
+
+def shift_right(x, s, rounding: Rounding):
+    """``round(x / 2^s)`` for int32 ``x`` and shift ``s`` in [0, 31], rounded as named.
+
+    Exact for every int32 input (no ``x + 2^(s-1)`` that could overflow near INT32_MAX).
+    """
+    x = jnp.asarray(x)
+    if x.dtype != jnp.int32:
+        raise TypeError(f"shift_right needs int32, got {x.dtype}")
+    s = jnp.asarray(s, jnp.int32)
+    su = s.astype(jnp.uint32)
+    q = lax.shift_right_arithmetic(x, s)
+    mask = lax.shift_left(jnp.uint32(1), su) - jnp.uint32(1)
+    rem = lax.bitcast_convert_type(x, jnp.uint32) & mask
+    half = lax.shift_right_logical(lax.shift_left(jnp.uint32(1), su), jnp.uint32(1))
+    half = jnp.where(s > 0, half, jnp.uint32(0))
+    return _round_increment(q, rem, half, x < 0, rounding)
+
+
+def saturate(x, lo: int, hi: int):
+    """Clamp integer ``x`` to [lo, hi] (keeps the dtype of ``x``)."""
+    x = jnp.asarray(x)
+    return jnp.clip(x, jnp.asarray(lo, x.dtype), jnp.asarray(hi, x.dtype))
+
+
+def add_saturate(a, b):
+    """int32 ``a + b`` saturated to [INT32_MIN, INT32_MAX] instead of wrapping."""
+    a = jnp.asarray(a, jnp.int32)
+    b = jnp.asarray(b, jnp.int32)
+    s = a + b  # wraps
+    overflow = ((a ^ s) & (b ^ s)) < 0
+    return jnp.where(overflow, jnp.where(a < 0, jnp.int32(INT32_MIN), jnp.int32(INT32_MAX)), s)
+
+
+def sub_saturate(a, b):
+    """int32 ``a - b`` saturated to [INT32_MIN, INT32_MAX] instead of wrapping."""
+    a = jnp.asarray(a, jnp.int32)
+    b = jnp.asarray(b, jnp.int32)
+    s = a - b  # wraps
+    overflow = ((a ^ b) & (a ^ s)) < 0
+    return jnp.where(overflow, jnp.where(a < 0, jnp.int32(INT32_MIN), jnp.int32(INT32_MAX)), s)
+
+
+def shift_left_saturate(x, s: int):
+    """int32 ``x * 2^s``, saturated to the int32 range (``s`` a Python int in [0, 30])."""
+    if not 0 <= s <= 30:
+        raise ValueError(f"shift must be in [0, 30], got {s}")
+    x = jnp.asarray(x, jnp.int32)
+    lo, hi = INT32_MIN >> s, INT32_MAX >> s
+    shifted = lax.shift_left(jnp.clip(x, lo, hi), jnp.int32(s))
+    return jnp.where(x > hi, jnp.int32(INT32_MAX), jnp.where(x < lo, jnp.int32(INT32_MIN), shifted))
+
+
+def mul_shift(v, a_q, frac_bits: int, rounding: Rounding):
+    """``round(a_q * v / 2^frac_bits)`` for int32 ``v`` and an unsigned fraction ``a_q``.
+
+    ``a_q`` must lie in [0, 2^frac_bits] (a factor in [0, 1]) and ``frac_bits`` in [1, 16]. The
+    48-bit product is never formed: ``v`` is split as ``vh * 2^16 + vl`` with ``vl`` in [0, 2^16),
+    ``a_q * vl`` fits uint32 and ``a_q * vh`` fits int32, and the floor quotient and remainder are
+    assembled from those. The result is exact for every int32 ``v`` (its magnitude never exceeds |v|).
+    """
+    if not 1 <= frac_bits <= 16:
+        raise ValueError(f"frac_bits must be in [1, 16], got {frac_bits}")
+    v = jnp.asarray(v, jnp.int32)
+    a_q = jnp.asarray(a_q, jnp.int32)
+    vh = lax.shift_right_arithmetic(v, jnp.int32(16))
+    vl = lax.bitcast_convert_type(v, jnp.uint32) & jnp.uint32(0xFFFF)
+    low = a_q.astype(jnp.uint32) * vl  # < 2^32
+    high = lax.shift_left(a_q * vh, jnp.int32(16 - frac_bits))  # |.| <= 2^31
+    q = high + lax.shift_right_logical(low, jnp.uint32(frac_bits)).astype(jnp.int32)
+    rem = low & jnp.uint32((1 << frac_bits) - 1)
+    half = jnp.uint32(1 << (frac_bits - 1))
+    return _round_increment(q, rem, half, q < 0, rounding)
+
+
+def requantize(acc, shift: int, rounding: Rounding, *, relu: bool = False, lo: int = -128, hi: int = 127):
+    """MAC-array output stage: ``clip(relu?(round(acc / 2^shift)), lo, hi)`` as int32.
+
+    ``acc`` is the int32 accumulator; the caller narrows the result to its output dtype.
+    """
+    y = shift_right(acc, shift, rounding)
+    if relu:
+        y = jnp.maximum(y, jnp.int32(0))
+    return saturate(y, lo, hi)
+
+
+@jax.custom_jvp
+def fmul(a, b):
+    """float32 product ``fl(a * b)`` that XLA cannot fuse into a following add (see module doc).
+
+    Differentiable: its derivative is that of ``a * b``.
+    """
+    p = jnp.multiply(a, b)
+    bits = lax.bitcast_convert_type(p, jnp.int32)
+    zero = (bits * (bits + 1)) & 1  # always 0: one of two consecutive integers is even
+    return lax.bitcast_convert_type(bits ^ zero, jnp.float32)
+
+
+@fmul.defjvp
+def _fmul_jvp(primals, tangents):
+    a, b = primals
+    da, db = tangents
+    return fmul(a, b), da * b + a * db
+
+
+def round_host(x, rounding: Rounding) -> np.ndarray:
+    """Round float values to integers on the host (NumPy float64, exact for |x| < 2^52)."""
+    x = np.asarray(x, dtype=np.float64)
+    if rounding is Rounding.FLOOR:
+        r = np.floor(x)
+    elif rounding is Rounding.TO_ZERO:
+        r = np.trunc(x)
+    elif rounding is Rounding.HALF_UP:
+        r = np.floor(x + 0.5)
+    elif rounding is Rounding.HALF_EVEN:
+        r = np.rint(x)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    return r

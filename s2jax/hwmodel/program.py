@@ -1,0 +1,266 @@
+"""Compile a :class:`~s2jax.qnet.Network` into a `ChipProgram`: flat arrays the chip model scans over.
+
+Layout. Every neuron of the network gets one index in *spike space*: spike_list inputs first,
+then all LIF-family neurons (``lif``, ``lif_no_delay``, ``lif_conv2d``), then all current-based
+ones; each population is a contiguous slice. Neuron space is spike space minus the inputs.
+Neurons of one family share one state vector and one vectorized step, whatever population they
+belong to, so the cost per tick does not grow with the number of populations.
+
+Synapses. A projection becomes one dense integer matrix per delay, stacked as ``(D * n_pre,
+n_post)`` so one matmul sums every delay slot. Duplicate synapses add up (for current-based
+targets positive and negative weights are summed into separate excitatory / inhibitory
+matrices, as the chip routes them). Projections of equal shape are stacked into groups, one
+batched matmul per group per tick. Matrices are int8 when every summed entry fits, else int32;
+products are accumulated in int32, so the synaptic sum is exact in any order.
+
+A ChipProgram is a pytree: its arrays are leaves and its layout is static, so a jitted run is
+reused for every network of the same shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from s2jax import dynamics
+from s2jax.fixedpoint import INT32_MAX, INT32_MIN, round_host
+from s2jax.qnet import Conv2DProjection, Network, Population
+from s2jax.spec import CUBA_MODELS, INPUT_MODELS, LIF_MODELS, SPINNAKER2, ChipSpec
+
+
+@dataclass(frozen=True)
+class DenseGroup:
+    n_pre: int
+    n_post: int
+    n_delay: int
+    channel: str  # "a": net / excitatory sum, "b": inhibitory magnitudes
+    count: int
+
+
+@dataclass(frozen=True)
+class ConvGroup:
+    pre_start: int
+    post_start: int  # neuron space
+    post_pop: int
+    c_in: int
+    in_height: int
+    in_width: int
+    pool_y: int
+    pool_x: int
+    stride_y: int
+    stride_x: int
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    c_out: int
+    out_height: int
+    out_width: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Static structure of a compiled network (hashable)."""
+
+    names: tuple[str, ...]
+    models: tuple[str, ...]
+    sizes: tuple[int, ...]
+    starts: tuple[int, ...]  # spike-space start of each population
+    n_in: int
+    n_lif: int
+    n_cuba: int
+    hist_depth: int
+    dense: tuple[DenseGroup, ...]
+    conv: tuple[ConvGroup, ...]
+    profile: str
+    numerics: object
+    cuba_order: str
+    record_spikes: tuple[str, ...]
+    record_v: tuple[str, ...]
+    sinks: tuple[str, ...]
+    v_frac_bits: int
+
+    @property
+    def n_all(self) -> int:
+        return self.n_in + self.n_lif + self.n_cuba
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(n for n, m in zip(self.names, self.models) if m in INPUT_MODELS)
+
+    def slice_of(self, name: str) -> tuple[int, int]:
+        i = self.names.index(name)
+        return self.starts[i], self.starts[i] + self.sizes[i]
+
+
+@dataclass(frozen=True)
+class ChipProgram:
+    """Arrays of a compiled network plus its static :class:`Layout` (a JAX pytree)."""
+
+    lif_params: dynamics.LIFParams
+    lif_v0: np.ndarray
+    cuba_params: dynamics.CubaParams
+    cuba_v0: np.ndarray
+    dense_idx: tuple  # per group: (P, D * n_pre) int32 indices into the flattened spike history
+    dense_w: tuple  # per group: (P, D * n_pre, n_post) int8 / int32
+    dense_fanout: tuple  # per group: (P, D * n_pre) int32 synapses per history slot
+    dense_post: tuple  # per group: (P, n_post) int32 neuron-space targets
+    dense_pop: tuple  # per group: (P,) int32 post population id
+    conv_w: tuple  # per conv: (C_out, C_in, kH, kW) int8
+    conv_nz: tuple  # per conv: same shape, 1 where the weight is non-zero
+    layout: Layout = field(metadata=dict(static=True))
+
+
+jax.tree_util.register_dataclass(
+    ChipProgram,
+    data_fields=["lif_params", "lif_v0", "cuba_params", "cuba_v0", "dense_idx", "dense_w",
+                 "dense_fanout", "dense_post", "dense_pop", "conv_w", "conv_nz"],
+    meta_fields=["layout"],
+)
+
+
+def _order(net: Network) -> list[Population]:
+    inputs = [p for p in net.populations if p.neuron_model in INPUT_MODELS]
+    lifs = [p for p in net.populations if p.neuron_model in LIF_MODELS]
+    cubas = [p for p in net.populations if p.neuron_model in CUBA_MODELS]
+    return inputs + lifs + cubas
+
+
+def _to_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
+    """A float parameter on the s16.15 grid (host rounding named by the spec)."""
+    x = pop.param_array(key).astype(np.float64) * 2.0**spec.fixed_v_frac_bits
+    if key == "threshold":
+        # A threshold above the int32 range can never be crossed: keep it unreachable.
+        x = np.where(x >= INT32_MAX, INT32_MAX, x)
+    q = round_host(np.where(np.isfinite(x), x, 0.0), spec.fixed_param_rounding)
+    bad = ~np.isfinite(x) | (q < INT32_MIN) | (q > INT32_MAX)
+    if key == "threshold":
+        bad = bad & ~(x >= INT32_MAX)
+    if np.any(bad):
+        value = pop.param_array(key)[np.argmax(bad)]
+        limit = 2.0 ** (31 - spec.fixed_v_frac_bits)
+        raise ValueError(
+            f"population {pop.name!r}: {key} = {value} does not fit the fixed-point profile's "
+            f"s{31 - spec.fixed_v_frac_bits}.{spec.fixed_v_frac_bits} range [-{limit:g}, {limit:g})"
+        )
+    return q.astype(np.int32)
+
+
+def _decay_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
+    a = pop.param_array(key).astype(np.float64)
+    if np.any((a < 0) | (a > 1)):
+        bad = a[(a < 0) | (a > 1)][0]
+        raise ValueError(
+            f"population {pop.name!r}: {key} = {bad} outside [0, 1], the range of the fixed-point profile's "
+            f"unsigned 0.{spec.fixed_decay_frac_bits} decay"
+        )
+    return round_host(a * 2.0**spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
+
+
+def _neuron_params(pops: list[Population], cuba: bool, profile: str, spec: ChipSpec):
+    def cat(arrays, dtype):
+        return np.concatenate([np.asarray(a, dtype) for a in arrays]) if arrays else np.zeros(0, dtype)
+
+    subtract = cat([np.full(p.size, p.params["reset"] == "reset_by_subtraction") for p in pops], bool)
+    if profile == "float32":
+        val = lambda k: cat([p.param_array(k) for p in pops], np.float32)  # noqa: E731
+        dec = val
+    else:
+        val = lambda k: cat([_to_fixed(p, k, spec) for p in pops], np.int32)  # noqa: E731
+        dec = lambda k: cat([_decay_fixed(p, k, spec) for p in pops], np.int32)  # noqa: E731
+    common = (dec("alpha_decay"), val("threshold"), val("i_offset"), val("v_reset"), subtract)
+    v0 = val("v_init")
+    if not cuba:
+        return dynamics.LIFParams(*common), v0
+    t_refrac = cat([p.param_array("t_refrac", np.float64) for p in pops], np.int32)
+    return dynamics.CubaParams(*common, dec("exc_decay"), dec("inh_decay"), t_refrac), v0
+
+
+def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPINNAKER2,
+                    record: str = "flags") -> ChipProgram:
+    """Turn a Network into a ChipProgram for :func:`s2jax.hwmodel.run`.
+
+    ``profile``: "float32" (the stock ARM code) or "fixed" (int32 s16.15). ``record``: "flags"
+    records what each population's ``record`` list asks for; "all" records every spike and voltage.
+    """
+    if record not in ("flags", "all"):
+        raise ValueError(f"record must be 'flags' or 'all', got {record!r}")
+    numerics = dynamics.numerics_for(profile, spec)
+    net.validate()
+    pops = _order(net)
+    if not any(p.neuron_model not in INPUT_MODELS for p in pops):
+        raise ValueError(f"network {net.name!r} has no neuron population to simulate")
+    names = tuple(p.name for p in pops)
+    pop_id = {id(p): i for i, p in enumerate(pops)}
+    starts, s = [], 0
+    for p in pops:
+        starts.append(s)
+        s += p.size
+    n_in = sum(p.size for p in pops if p.neuron_model in INPUT_MODELS)
+    lif_pops = [p for p in pops if p.neuron_model in LIF_MODELS]
+    cuba_pops = [p for p in pops if p.neuron_model in CUBA_MODELS]
+    lif_params, lif_v0 = _neuron_params(lif_pops, False, profile, spec)
+    cuba_params, cuba_v0 = _neuron_params(cuba_pops, True, profile, spec)
+
+    dense = [proj for proj in net.projections if not isinstance(proj, Conv2DProjection)]
+    hist_depth = max([int(p.delays.max()) + 1 for p in dense if p.delays.size] + [1])
+    n_all = s
+
+    groups: dict[tuple, list] = {}
+    for proj in dense:
+        pre_i, post_i = pop_id[id(proj.pre)], pop_id[id(proj.post)]
+        n_pre, n_post = proj.pre.size, proj.post.size
+        n_delay = int(proj.delays.max()) + 1 if proj.delays.size else 1
+        cuba = proj.post.neuron_model in CUBA_MODELS
+        idx = (np.arange(n_delay)[:, None] * n_all + starts[pre_i] + np.arange(n_pre)[None, :]).reshape(-1)
+        post = np.arange(n_post) + starts[post_i] - n_in
+        row = proj.delays.astype(np.int64) * n_pre + proj.pre_idx
+        channels = [("a", proj.weights > 0), ("b", proj.weights < 0)] if cuba else [("a", np.ones_like(proj.weights, bool))]
+        for channel, sel in channels:
+            w = np.zeros((n_delay * n_pre, n_post), np.int64)
+            np.add.at(w, (row[sel], proj.post_idx[sel]), np.abs(proj.weights[sel]) if cuba else proj.weights[sel])
+            fan = np.zeros(n_delay * n_pre, np.int64)
+            np.add.at(fan, row[sel], 1)
+            key = (n_pre, n_post, n_delay, channel)
+            groups.setdefault(key, []).append((idx, w, fan, post, post_i))
+
+    dense_groups, d_idx, d_w, d_fan, d_post, d_pop = [], [], [], [], [], []
+    for (n_pre, n_post, n_delay, channel), members in groups.items():
+        w = np.stack([m[1] for m in members])
+        if np.abs(w).max(initial=0) >= 2**31:
+            raise ValueError(f"summed duplicate synapses exceed int32 in a projection into {n_post} neurons")
+        dense_groups.append(DenseGroup(n_pre, n_post, n_delay, channel, len(members)))
+        d_idx.append(np.stack([m[0] for m in members]).astype(np.int32))
+        d_w.append(w.astype(np.int8 if np.abs(w).max(initial=0) <= 127 else np.int32))
+        d_fan.append(np.stack([m[2] for m in members]).astype(np.int32))
+        d_post.append(np.stack([m[3] for m in members]).astype(np.int32))
+        d_pop.append(np.array([m[4] for m in members], np.int32))
+
+    conv_groups, c_w, c_nz = [], [], []
+    for proj in net.projections:
+        if not isinstance(proj, Conv2DProjection):
+            continue
+        cp = proj.conv_params
+        c_in, c_out = proj.weights.shape[:2]
+        conv_groups.append(ConvGroup(
+            pre_start=starts[pop_id[id(proj.pre)]], post_start=starts[pop_id[id(proj.post)]] - n_in,
+            post_pop=pop_id[id(proj.post)], c_in=c_in, in_height=cp["in_height"], in_width=cp["in_width"],
+            pool_y=cp["pool_y"], pool_x=cp["pool_x"], stride_y=cp["stride_y"], stride_x=cp["stride_x"],
+            padding=((cp["pad_top"], cp["pad_bottom"]), (cp["pad_left"], cp["pad_right"])),
+            c_out=c_out, out_height=proj.out_height, out_width=proj.out_width))
+        oihw = np.transpose(proj.weights, (1, 0, 2, 3))
+        c_w.append(oihw.astype(np.int8))
+        c_nz.append((oihw != 0).astype(np.int8))
+
+    has_out = {id(p.pre) for p in net.projections}
+    sinks = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and id(p) not in has_out)
+    rec_s = tuple(p.name for p in pops if record == "all" or "spikes" in p.record)
+    rec_v = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and (record == "all" or "v" in p.record))
+    layout = Layout(
+        names=names, models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
+        starts=tuple(starts), n_in=n_in, n_lif=sum(p.size for p in lif_pops),
+        n_cuba=sum(p.size for p in cuba_pops), hist_depth=hist_depth, dense=tuple(dense_groups),
+        conv=tuple(conv_groups), profile=profile, numerics=numerics, cuba_order=spec.cuba_current_order,
+        record_spikes=rec_s, record_v=rec_v, sinks=sinks, v_frac_bits=spec.fixed_v_frac_bits,
+    )
+    return ChipProgram(lif_params, lif_v0, cuba_params, cuba_v0, tuple(d_idx), tuple(d_w), tuple(d_fan),
+                       tuple(d_post), tuple(d_pop), tuple(c_w), tuple(c_nz), layout)

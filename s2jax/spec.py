@@ -1,0 +1,174 @@
+"""`ChipSpec`: every hardware number and every modelling assumption, in one place.
+
+Each field carries its provenance in the dataclass field metadata:
+
+- ``V`` verified in public py-spinnaker2 / NIR code or in data recorded from the toolchain;
+- ``P`` stated in a paper abstract;
+- ``A`` an assumption of ours where public sources are silent.
+
+Changing an assumption means constructing another instance, e.g.
+``dataclasses.replace(SPINNAKER2, cuba_current_order="previous")``; nothing reads a global.
+The README's "assumptions" table is generated from this file by :func:`assumptions_table`
+(and a test checks the README still matches it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+
+
+class Rounding(enum.Enum):
+    """How a right shift (a division by 2^s) rounds its result.
+
+    FLOOR: toward minus infinity (a plain arithmetic shift). TO_ZERO: toward zero (C integer
+    division). HALF_UP: to nearest, ties toward plus infinity (``(x + 2^(s-1)) >> s``).
+    HALF_EVEN: to nearest, ties to the even result (what ``jnp.round`` does).
+    """
+
+    FLOOR = "floor"
+    TO_ZERO = "to_zero"
+    HALF_UP = "half_up"
+    HALF_EVEN = "half_even"
+
+
+def _f(default, tag: str, source: str, doc: str):
+    return field(default=default, metadata={"tag": tag, "source": source, "doc": doc})
+
+
+_PYS2 = "py-spinnaker2 snn/ and s2_nir (public code)"
+_SPEC = "shared/docs/SPINNAKER2.md"
+
+LIF_MODELS = ("lif", "lif_no_delay", "lif_conv2d")
+CUBA_MODELS = ("lif_curr_exp", "lif_curr_exp_no_delay")
+NEURON_MODELS = LIF_MODELS + CUBA_MODELS
+INPUT_MODELS = ("spike_list",)
+ALL_MODELS = INPUT_MODELS + NEURON_MODELS
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """Hardware facts and assumptions of one SpiNNaker2 chip generation (hashable, immutable)."""
+
+    # --- chip resources (section 1) ---
+    pes_per_chip: int = _f(152, "V", "SpiNNaker2 chip papers", "ARM Cortex-M4F processing elements per chip")
+    pes_per_qpe: int = _f(4, "V", "SpiNNaker2 chip papers", "PEs per quad-PE")
+    sram_per_pe_bytes: int = _f(128 * 1024, "V", "SpiNNaker2 chip papers", "SRAM per PE")
+    sram_data_bytes_per_pe: int = _f(
+        96 * 1024, "A", _SPEC, "part of the PE's SRAM usable for neuron state and synapse data"
+    )
+    dram_per_chip_bytes: int = _f(2 * 1024**3, "V", "SpiNNaker2 board papers", "LPDDR4 per chip")
+    routing_entries_per_chip: int = _f(16384, "V", "SpiNNaker2 chip papers", "multicast router table entries")
+    macs_per_pe: int = _f(64, "V", "SpiNNaker2 MLA papers", "int8 multiply-accumulate units per PE")
+    mla_accumulator_bits: int = _f(
+        24, "A", "product chip (29 on the prototype)", "signed accumulator width of the MAC array"
+    )
+    tick_s: float = _f(1e-3, "V", _PYS2 + " (sys_tick_in_s)", "default wall time of one SNN timestep")
+    chip_power_w: tuple[float, float] = _f((0.24, 2.2), "A", "measured range in papers", "chip power range")
+
+    # --- synapses (section 2) ---
+    weight_ranges: tuple[tuple[str, tuple[int, int]], ...] = _f(
+        (
+            ("lif", (-15, 15)),
+            ("lif_curr_exp", (-15, 15)),
+            ("lif_no_delay", (-127, 127)),
+            ("lif_curr_exp_no_delay", (-127, 127)),
+        ),
+        "V",
+        _PYS2,
+        "integer weight range of the synapses into each neuron model",
+    )
+    conv_weight_range: tuple[int, int] = _f(
+        (-128, 127), "A", "int8 kernel of lif_conv2d", "integer range of Conv2DProjection kernels"
+    )
+    max_delay: int = _f(7, "V", _PYS2, "largest synaptic delay (ticks) of the delay models; arrival after d+1 ticks")
+    delay_models: tuple[str, ...] = _f(("lif", "lif_curr_exp"), "V", _PYS2, "models whose synapses take delays")
+    exact_input_sum_bound: int = _f(
+        2**24, "V", "IEEE-754 binary32", "|int32 input sum| below which its float32 conversion is exact"
+    )
+
+    # --- neuron semantics (sections 3 and 4) ---
+    threshold_strict: bool = _f(True, "A", "V for NIR; unverified on silicon", "a spike needs v > threshold")
+    fused_multiply_add: bool = _f(False, "A", _SPEC, "alpha*v is rounded before the add (no FMA)")
+    i_offset_after_input: bool = _f(True, "A", _SPEC, "i_offset is added after the synaptic input")
+    cuba_current_order: str = _f(
+        "current",
+        "A",
+        _SPEC,
+        "'current': the membrane sees this tick's synaptic current; 'previous': last tick's",
+    )
+    refractory_rule: str = _f(
+        "hold_at_v_reset",
+        "A",
+        _SPEC,
+        "while refractory the counter counts down and v is held at v_reset, with no integration",
+    )
+    readout_threshold: float = _f(
+        3.4028234663852886e38, "A", _SPEC, "threshold of a non-spiking readout (largest finite float32)"
+    )
+    layer_latency_ticks: int = _f(1, "V", "published SpiNNaker2 NIR scripts run T+1 ticks", "latency per layer")
+
+    # --- fixed-point profile (section 4) ---
+    fixed_v_frac_bits: int = _f(15, "A", _SPEC, "membrane, currents, threshold and i_offset are int32 s16.15")
+    fixed_decay_frac_bits: int = _f(16, "A", _SPEC, "decays are unsigned 0.16: alpha_q = round(alpha * 2^16)")
+    fixed_decay_rounding: Rounding = _f(
+        Rounding.HALF_UP, "A", _SPEC, "rounding of (alpha_q * v) >> 16: (alpha_q*v + 2^15) >> 16"
+    )
+    fixed_param_rounding: Rounding = _f(
+        Rounding.HALF_EVEN, "A", "ours", "host-side rounding of float parameters onto the fixed-point grid"
+    )
+
+    # --- int8 MAC layer (section 5) ---
+    mla_shift_rounding: Rounding = _f(Rounding.FLOOR, "A", _SPEC, "requantization shift is a truncating shift")
+
+    def __post_init__(self):
+        if self.cuba_current_order not in ("current", "previous"):
+            raise ValueError(
+                f"cuba_current_order must be 'current' or 'previous', got {self.cuba_current_order!r}"
+            )
+        if self.refractory_rule != "hold_at_v_reset":
+            raise ValueError(f"refractory_rule {self.refractory_rule!r} is not implemented")
+        if self.fused_multiply_add:
+            raise ValueError("fused_multiply_add=True is not implemented: the chip model rounds alpha*v")
+        if not 1 <= self.fixed_decay_frac_bits <= 16:
+            raise ValueError(f"fixed_decay_frac_bits must be in [1, 16], got {self.fixed_decay_frac_bits}")
+        if not 0 <= self.fixed_v_frac_bits <= 30:
+            raise ValueError(f"fixed_v_frac_bits must be in [0, 30], got {self.fixed_v_frac_bits}")
+
+    def weight_range(self, model: str) -> tuple[int, int]:
+        """Inclusive integer weight range of synapses into a population of `model`."""
+        if model == "lif_conv2d":
+            return self.conv_weight_range
+        for name, rng in self.weight_ranges:
+            if name == model:
+                return rng
+        raise ValueError(f"neuron model {model!r} takes no synapses; models with weights: "
+                         f"{[n for n, _ in self.weight_ranges] + ['lif_conv2d']}")
+
+    def has_delays(self, model: str) -> bool:
+        return model in self.delay_models
+
+
+SPINNAKER2 = ChipSpec()
+
+
+def assumptions_table(spec: ChipSpec = SPINNAKER2) -> str:
+    """Markdown table of every field tagged A (assumption), with its value and source."""
+    rows = ["| field | value | meaning | source |", "| --- | --- | --- | --- |"]
+    for f in dataclasses.fields(spec):
+        if f.metadata.get("tag") != "A":
+            continue
+        value = getattr(spec, f.name)
+        if isinstance(value, Rounding):
+            value = value.name
+        rows.append(f"| `{f.name}` | `{value}` | {f.metadata['doc']} | {f.metadata['source']} |")
+    return "\n".join(rows)
+
+
+def provenance(name: str, spec: ChipSpec = SPINNAKER2) -> dict:
+    """Tag, source and meaning of one field, e.g. ``provenance("max_delay")["tag"] == "V"``."""
+    for f in dataclasses.fields(spec):
+        if f.name == name:
+            return dict(f.metadata)
+    raise KeyError(name)
