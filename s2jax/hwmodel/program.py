@@ -61,7 +61,9 @@ class ConvGroup:
 class Layout:
     """Static structure of a compiled network (hashable)."""
 
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # spike-space order
+    net_names: tuple[str, ...]  # the network's order: the last axis of the trace's counters
+    net_sizes: tuple[int, ...]  # neuron updates per tick of each (0 for inputs)
     models: tuple[str, ...]
     sizes: tuple[int, ...]
     starts: tuple[int, ...]  # spike-space start of each population
@@ -191,6 +193,7 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         raise ValueError(f"network {net.name!r} has no neuron population to simulate")
     names = tuple(p.name for p in pops)
     pop_id = {id(p): i for i, p in enumerate(pops)}
+    net_id = {id(p): i for i, p in enumerate(net.populations)}  # order of the trace's counters
     starts, s = [], 0
     for p in pops:
         starts.append(s)
@@ -214,14 +217,14 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         idx = (np.arange(n_delay)[:, None] * n_all + starts[pre_i] + np.arange(n_pre)[None, :]).reshape(-1)
         post = np.arange(n_post) + starts[post_i] - n_in
         row = proj.delays.astype(np.int64) * n_pre + proj.pre_idx
-        channels = [("a", proj.weights > 0), ("b", proj.weights < 0)] if cuba else [("a", np.ones_like(proj.weights, bool))]
+        channels = [("a", proj.weights >= 0), ("b", proj.weights < 0)] if cuba else [("a", np.ones_like(proj.weights, bool))]
         for channel, sel in channels:
             w = np.zeros((n_delay * n_pre, n_post), np.int64)
             np.add.at(w, (row[sel], proj.post_idx[sel]), np.abs(proj.weights[sel]) if cuba else proj.weights[sel])
             fan = np.zeros(n_delay * n_pre, np.int64)
             np.add.at(fan, row[sel], 1)
             key = (n_pre, n_post, n_delay, channel)
-            groups.setdefault(key, []).append((idx, w, fan, post, post_i))
+            groups.setdefault(key, []).append((idx, w, fan, post, net_id[id(proj.post)]))
 
     dense_groups, d_idx, d_w, d_fan, d_post, d_pop = [], [], [], [], [], []
     for (n_pre, n_post, n_delay, channel), members in groups.items():
@@ -243,7 +246,7 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         c_in, c_out = proj.weights.shape[:2]
         conv_groups.append(ConvGroup(
             pre_start=starts[pop_id[id(proj.pre)]], post_start=starts[pop_id[id(proj.post)]] - n_in,
-            post_pop=pop_id[id(proj.post)], c_in=c_in, in_height=cp["in_height"], in_width=cp["in_width"],
+            post_pop=net_id[id(proj.post)], c_in=c_in, in_height=cp["in_height"], in_width=cp["in_width"],
             pool_y=cp["pool_y"], pool_x=cp["pool_x"], stride_y=cp["stride_y"], stride_x=cp["stride_x"],
             padding=((cp["pad_top"], cp["pad_bottom"]), (cp["pad_left"], cp["pad_right"])),
             c_out=c_out, out_height=proj.out_height, out_width=proj.out_width))
@@ -256,7 +259,8 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
     rec_s = tuple(p.name for p in pops if record == "all" or "spikes" in p.record)
     rec_v = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and (record == "all" or "v" in p.record))
     layout = Layout(
-        names=names, models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
+        names=names, net_names=tuple(p.name for p in net.populations),
+        net_sizes=tuple(0 if p.neuron_model in INPUT_MODELS else p.size for p in net.populations), models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
         starts=tuple(starts), n_in=n_in, n_lif=sum(p.size for p in lif_pops),
         n_cuba=sum(p.size for p in cuba_pops), hist_depth=hist_depth, dense=tuple(dense_groups),
         conv=tuple(conv_groups), profile=profile, numerics=numerics, cuba_order=spec.cuba_current_order,

@@ -37,7 +37,7 @@ class Trace:
     (float32 profile) or raw int32 s16.15 (fixed profile); ``synaptic_events``: ``(B, T, P)``
     int32, synapses activated per tick per population (counted at the receiving population);
     ``neuron_updates``: ``(P,)`` neuron updates per tick per population (its size; inputs 0);
-    ``names``: population names in the order of the last axis.
+    ``names``: population names (the network's order) along the last axis.
     """
 
     spikes: dict
@@ -57,7 +57,7 @@ def _synaptic_input(prog: ChipProgram, hist):
     n_neur = lay.n_lif + lay.n_cuba
     a = jnp.zeros(n_neur, jnp.int32)
     b = jnp.zeros(n_neur, jnp.int32)
-    events = jnp.zeros(len(lay.names), jnp.int32)
+    events = jnp.zeros(len(lay.net_names), jnp.int32)
     flat = hist.reshape(-1)
     for g, idx, w, fan, post, pop in zip(lay.dense, prog.dense_idx, prog.dense_w, prog.dense_fanout,
                                          prog.dense_post, prog.dense_pop):
@@ -136,7 +136,7 @@ def _input_array(lay, inputs, timesteps):
             raise ValueError(f"input {n!r} must have shape (batch, time, {size}), got {tuple(x.shape)}")
         if isinstance(x, np.ndarray) and not np.all((x == 0) | (x == 1)):
             raise ValueError(f"input {n!r} must hold spikes (0 or 1); found value {x[(x != 0) & (x != 1)][0]}")
-        arrays.append(jnp.asarray(x) != 0)
+        arrays.append(jnp.asarray(x).astype(bool))
     if arrays:
         shapes = {a.shape[:2] for a in arrays}
         if len(shapes) != 1:
@@ -168,9 +168,8 @@ def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None
             sink_spikes[n] = spikes[n]
         else:
             raise ValueError(f"sink population {n!r} must record spikes to be an output; add 'spikes' to record")
-    updates = jnp.asarray([0 if lay.models[i] == "spike_list" else lay.sizes[i] for i in range(len(lay.names))],
-                          jnp.int32)
-    return sink_spikes, Trace(spikes, dict(out_v), events, updates, lay.names)
+    updates = jnp.asarray(lay.net_sizes, jnp.int32)
+    return sink_spikes, Trace(spikes, dict(out_v), events, updates, lay.net_names)
 
 
 def to_volts(trace_v, layout) -> np.ndarray:
