@@ -38,7 +38,7 @@ def _f(default, tag: str, source: str, doc: str):
 
 
 _PYS2 = "py-spinnaker2 snn/ and s2_nir (public code)"
-_SPEC = "shared/docs/SPINNAKER2.md"
+_SPEC = "docs/SPINNAKER2.md"
 
 LIF_MODELS = ("lif", "lif_no_delay", "lif_conv2d")
 CUBA_MODELS = ("lif_curr_exp", "lif_curr_exp_no_delay")
@@ -81,6 +81,9 @@ class ChipSpec:
     )
     conv_weight_range: tuple[int, int] = _f(
         (-128, 127), "A", "int8 kernel of lif_conv2d", "integer range of Conv2DProjection kernels"
+    )
+    conv_cross_correlation: bool = _f(
+        True, "A", "ours (as PyTorch and NIR Conv2d)", "Conv2DProjection kernels are applied unflipped"
     )
     max_delay: int = _f(7, "V", _PYS2, "largest synaptic delay (ticks) of the delay models; arrival after d+1 ticks")
     delay_models: tuple[str, ...] = _f(("lif", "lif_curr_exp"), "V", _PYS2, "models whose synapses take delays")
@@ -129,6 +132,10 @@ class ChipSpec:
             )
         if self.refractory_rule != "hold_at_v_reset":
             raise ValueError(f"refractory_rule {self.refractory_rule!r} is not implemented")
+        if not self.i_offset_after_input:
+            raise ValueError("i_offset_after_input=False is not implemented")
+        if not self.conv_cross_correlation:
+            raise ValueError("conv_cross_correlation=False (flipped kernels) is not implemented")
         if self.fused_multiply_add:
             raise ValueError("fused_multiply_add=True is not implemented: the chip model rounds alpha*v")
         if not 1 <= self.fixed_decay_frac_bits <= 16:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from s2jax.fixedpoint import requantize
-from s2jax.spec import Rounding
+from s2jax.spec import SPINNAKER2, Rounding
 
 __all__ = ["dense", "conv2d", "output_dtype"]
 
@@ -39,7 +39,7 @@ def _check_operands(x, w, where):
             raise TypeError(f"{where}: {name} must be int8 or uint8 (the MAC array's operands), got {a.dtype}")
 
 
-def dense(x, w, bias=None, *, shift: int, rounding: Rounding = Rounding.FLOOR, relu: bool = False,
+def dense(x, w, bias=None, *, shift: int, rounding: Rounding = SPINNAKER2.mla_shift_rounding, relu: bool = False,
           out_range: tuple[int, int] = (-128, 127)):
     """``x``: ``(..., K)`` int8/uint8; ``w``: ``(O, K)`` int8; ``bias``: ``(O,)`` int32 -> ``(..., O)``."""
     x, w = jnp.asarray(x), jnp.asarray(w)
@@ -52,7 +52,7 @@ def dense(x, w, bias=None, *, shift: int, rounding: Rounding = Rounding.FLOOR, r
 
 
 def conv2d(x, w, bias=None, *, shift: int, stride=(1, 1), padding=((0, 0), (0, 0)),
-           rounding: Rounding = Rounding.FLOOR, relu: bool = False, out_range: tuple[int, int] = (-128, 127)):
+           rounding: Rounding = SPINNAKER2.mla_shift_rounding, relu: bool = False, out_range: tuple[int, int] = (-128, 127)):
     """``x``: ``(N, C, H, W)`` int8/uint8; ``w``: ``(O, C, kH, kW)`` int8; ``bias``: ``(O,)`` int32."""
     x, w = jnp.asarray(x), jnp.asarray(w)
     _check_operands(x, w, "mla.conv2d")
