@@ -37,6 +37,8 @@ class DenseGroup:
     n_delay: int
     channel: str  # "a": net / excitatory sum, "b": inhibitory magnitudes
     count: int
+    pre_start: int = -1  # when the members' pre slices start at pre_start + p * pre_stride,
+    pre_stride: int = 0  # they are read with one strided slice instead of a gather
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Layout:
     record_v: tuple[str, ...]
     sinks: tuple[str, ...]
     v_frac_bits: int
+    identity_a: bool = False  # the concatenated channel-a sums are already in neuron order
 
     @property
     def n_all(self) -> int:
@@ -93,6 +96,16 @@ class Layout:
         i = self.names.index(name)
         return self.starts[i], self.starts[i] + self.sizes[i]
 
+    def ranges(self, names, offset: int = 0) -> tuple[tuple[int, int], ...]:
+        """Spike-space slices of ``names`` (minus ``offset``), adjacent ones merged."""
+        out = []
+        for lo, hi in sorted(self.slice_of(n) for n in names):
+            if out and out[-1][1] == lo - offset:
+                out[-1] = (out[-1][0], hi - offset)
+            else:
+                out.append((lo - offset, hi - offset))
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class ChipProgram:
@@ -105,17 +118,18 @@ class ChipProgram:
     dense_idx: tuple  # per group: (P, D * n_pre) int32 indices into the flattened spike history
     dense_w: tuple  # per group: (P, D * n_pre, n_post) int8 / int32
     dense_fanout: tuple  # per group: (P, D * n_pre) int32 synapses per history slot
-    dense_post: tuple  # per group: (P, n_post) int32 neuron-space targets
     dense_pop: tuple  # per group: (P,) int32 post population id
     conv_w: tuple  # per conv: (C_out, C_in, kH, kW) int8
     conv_nz: tuple  # per conv: same shape, 1 where the weight is non-zero
+    gather_a: np.ndarray  # (n_neurons, M) positions of each neuron's sums in the concatenated outputs
+    gather_b: np.ndarray  # the same for the inhibitory channel (pads point one past the end)
     layout: Layout = field(metadata=dict(static=True))
 
 
 jax.tree_util.register_dataclass(
     ChipProgram,
     data_fields=["lif_params", "lif_v0", "cuba_params", "cuba_v0", "dense_idx", "dense_w",
-                 "dense_fanout", "dense_post", "dense_pop", "conv_w", "conv_nz"],
+                 "dense_fanout", "dense_pop", "conv_w", "conv_nz", "gather_a", "gather_b"],
     meta_fields=["layout"],
 )
 
@@ -224,14 +238,19 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
             fan = np.zeros(n_delay * n_pre, np.int64)
             np.add.at(fan, row[sel], 1)
             key = (n_pre, n_post, n_delay, channel)
-            groups.setdefault(key, []).append((idx, w, fan, post, net_id[id(proj.post)]))
+            groups.setdefault(key, []).append((idx, w, fan, post, net_id[id(proj.post)], starts[pre_i]))
 
     dense_groups, d_idx, d_w, d_fan, d_post, d_pop = [], [], [], [], [], []
     for (n_pre, n_post, n_delay, channel), members in groups.items():
         w = np.stack([m[1] for m in members])
         if np.abs(w).max(initial=0) >= 2**31:
             raise ValueError(f"summed duplicate synapses exceed int32 in a projection into {n_post} neurons")
-        dense_groups.append(DenseGroup(n_pre, n_post, n_delay, channel, len(members)))
+        pre_starts = np.array([m[5] for m in members])
+        stride = int(pre_starts[1] - pre_starts[0]) if len(members) > 1 else n_pre
+        strided = (stride >= n_pre and np.array_equal(pre_starts, pre_starts[0] + stride * np.arange(len(members)))
+                   and pre_starts[0] + stride * len(members) <= n_all)
+        dense_groups.append(DenseGroup(n_pre, n_post, n_delay, channel, len(members),
+                                       int(pre_starts[0]) if strided else -1, stride if strided else 0))
         d_idx.append(np.stack([m[0] for m in members]).astype(np.int32))
         d_w.append(w.astype(np.int8 if np.abs(w).max(initial=0) <= 127 else np.int32))
         d_fan.append(np.stack([m[2] for m in members]).astype(np.int32))
@@ -254,6 +273,23 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         c_w.append(oihw.astype(np.int8))
         c_nz.append((oihw != 0).astype(np.int8))
 
+    n_neur = n_all - n_in
+    targets = {"a": [], "b": []}  # per channel: neuron-space target of every synaptic-sum output
+    for g, post in zip(dense_groups, d_post):
+        targets[g.channel].append(post.reshape(-1))
+    for g in conv_groups:
+        targets["a"].append(g.post_start + np.arange(g.c_out * g.out_height * g.out_width))
+    gather = []
+    for channel in ("a", "b"):
+        tgt = np.concatenate(targets[channel]) if targets[channel] else np.zeros(0, np.int64)
+        counts = np.bincount(tgt, minlength=n_neur) if tgt.size else np.zeros(n_neur, np.int64)
+        table = np.full((n_neur, max(int(counts.max(initial=0)), 1)), tgt.size, np.int64)
+        order = np.argsort(tgt, kind="stable")
+        rank = np.arange(tgt.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        table[tgt[order], rank] = order
+        gather.append(table.astype(np.int32))
+    identity_a = gather[0].shape[1] == 1 and np.array_equal(gather[0][:, 0], np.arange(n_neur))
+
     has_out = {id(p.pre) for p in net.projections}
     sinks = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and id(p) not in has_out)
     rec_s = tuple(p.name for p in pops if record == "all" or "spikes" in p.record)
@@ -265,6 +301,7 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         n_cuba=sum(p.size for p in cuba_pops), hist_depth=hist_depth, dense=tuple(dense_groups),
         conv=tuple(conv_groups), profile=profile, numerics=numerics, cuba_order=spec.cuba_current_order,
         record_spikes=rec_s, record_v=rec_v, sinks=sinks, v_frac_bits=spec.fixed_v_frac_bits,
+        identity_a=bool(identity_a),
     )
     return ChipProgram(lif_params, lif_v0, cuba_params, cuba_v0, tuple(d_idx), tuple(d_w), tuple(d_fan),
-                       tuple(d_post), tuple(d_pop), tuple(c_w), tuple(c_nz), layout)
+                       tuple(d_pop), tuple(c_w), tuple(c_nz), gather[0], gather[1], layout)

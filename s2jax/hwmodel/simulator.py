@@ -53,21 +53,21 @@ jax.tree_util.register_dataclass(
 
 
 def _synaptic_input(prog: ChipProgram, hist):
+    """int32 input sums of every neuron (``a``: net or excitatory, ``b``: inhibitory) and events."""
     lay = prog.layout
-    n_neur = lay.n_lif + lay.n_cuba
-    a = jnp.zeros(n_neur, jnp.int32)
-    b = jnp.zeros(n_neur, jnp.int32)
+    outs = {"a": [], "b": []}
     events = jnp.zeros(len(lay.net_names), jnp.int32)
     flat = hist.reshape(-1)
-    for g, idx, w, fan, post, pop in zip(lay.dense, prog.dense_idx, prog.dense_w, prog.dense_fanout,
-                                         prog.dense_post, prog.dense_pop):
-        x = flat[idx]  # (P, D * n_pre) int8 spikes
+    for g, idx, w, fan, pop in zip(lay.dense, prog.dense_idx, prog.dense_w, prog.dense_fanout, prog.dense_pop):
+        if g.pre_start >= 0:  # evenly spaced pre slices: one strided read
+            x = hist[: g.n_delay, g.pre_start: g.pre_start + g.count * g.pre_stride]
+            x = x.reshape(g.n_delay, g.count, g.pre_stride)[:, :, : g.n_pre]
+            x = jnp.transpose(x, (1, 0, 2)).reshape(g.count, g.n_delay * g.n_pre)
+        else:
+            x = flat[idx]  # (P, D * n_pre) int8 spikes of ticks t-1-d
         y = lax.dot_general(x.astype(w.dtype), w, (((1,), (1,)), ((0,), (0,))),
                             preferred_element_type=jnp.int32)  # (P, n_post)
-        if g.channel == "a":
-            a = a.at[post].add(y)
-        else:
-            b = b.at[post].add(y)
+        outs[g.channel].append(y.reshape(-1))
         events = events.at[pop].add(jnp.sum(x.astype(jnp.int32) * fan, axis=1))
     for g, w, nz in zip(lay.conv, prog.conv_w, prog.conv_nz):
         n_pre = g.c_in * g.in_height * g.in_width
@@ -77,11 +77,17 @@ def _synaptic_input(prog: ChipProgram, hist):
         x = x.reshape(g.c_in, hp, g.pool_y, wp, g.pool_x).sum(axis=(2, 4)).astype(jnp.int8)
         conv = lambda k: lax.conv_general_dilated(  # noqa: E731
             x[None], k, (g.stride_y, g.stride_x), g.padding, preferred_element_type=jnp.int32)[0]
-        y = conv(w).reshape(-1)
-        a = lax.dynamic_update_slice_in_dim(a, lax.dynamic_slice_in_dim(a, g.post_start, y.size) + y,
-                                            g.post_start, 0)
+        outs["a"].append(conv(w).reshape(-1))
         events = events.at[g.post_pop].add(jnp.sum(conv(nz)))
-    return a, b, events
+    # Gather (not scatter: cheaper on CPU) each neuron's contributions from the concatenated outputs.
+    sums = []
+    for channel, table in (("a", prog.gather_a), ("b", prog.gather_b)):
+        if channel == "a" and lay.identity_a:
+            sums.append(jnp.concatenate(outs["a"]) if len(outs["a"]) > 1 else outs["a"][0])
+            continue
+        flat_out = jnp.concatenate(outs[channel] + [jnp.zeros(1, jnp.int32)])
+        sums.append(jnp.sum(flat_out[table], axis=1) if table.shape[1] > 1 else flat_out[table[:, 0]])
+    return sums[0], sums[1], events
 
 
 def _tick(prog: ChipProgram, carry, x_t):
@@ -95,12 +101,22 @@ def _tick(prog: ChipProgram, carry, x_t):
     spikes = jnp.concatenate([x_t.astype(jnp.int8), z_lif.astype(jnp.int8), z_cuba.astype(jnp.int8)])
     hist = jnp.concatenate([spikes[None], hist[:-1]], axis=0)
     v_all = jnp.concatenate([lif_s.v, cuba_s.v])
-    out_s = {n: spikes[slice(*lay.slice_of(n))].astype(bool) for n in lay.record_spikes}
-    out_v = {}
-    for n in lay.record_v:
-        lo, hi = lay.slice_of(n)
-        out_v[n] = v_all[lo - lay.n_in: hi - lay.n_in]
+    rec_s = [spikes[lo:hi] for lo, hi in lay.ranges(lay.record_spikes)]
+    rec_v = [v_all[lo:hi] for lo, hi in lay.ranges(lay.record_v, lay.n_in)]
+    out_s = jnp.concatenate(rec_s).astype(bool) if rec_s else jnp.zeros(0, bool)
+    out_v = jnp.concatenate(rec_v) if rec_v else jnp.zeros(0, v_all.dtype)
     return (hist, lif_s, cuba_s), (out_s, out_v, events)
+
+
+def _split(lay, names, packed, offset=0):
+    """Undo the packing of recorded populations: ``(..., total)`` -> ``{name: (..., n)}``."""
+    out, pos = {}, 0
+    order = sorted(names, key=lambda n: lay.slice_of(n)[0])
+    for n in order:
+        size = lay.sizes[lay.names.index(n)]
+        out[n] = packed[..., pos: pos + size]
+        pos += size
+    return out
 
 
 def _run_one(prog: ChipProgram, x):
@@ -154,22 +170,17 @@ def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None
     ``inputs``: ``{spike_list population name: (B, T, n) spikes}`` (or the array alone when there
     is one input population). ``net``: a Network (compiled here with ``profile``, ``spec``,
     ``record``) or a :class:`ChipProgram` from :func:`compile_network`. ``outputs`` maps each sink
-    population (one no projection leaves) to its ``(B, T, n)`` spikes; ``trace`` is a :class:`Trace`.
+    population (one no projection leaves) that records spikes to its ``(B, T, n)`` spikes; ``trace`` is a :class:`Trace`.
     Networks without inputs need ``timesteps`` and run a batch of one.
     """
     prog = net if isinstance(net, ChipProgram) else compile_network(net, profile, spec, record)
     lay = prog.layout
     x = _input_array(lay, inputs, timesteps)
     out_s, out_v, events = jax.vmap(lambda xi: _run_one(prog, xi))(x)
-    spikes = dict(out_s)
-    sink_spikes = {}
-    for n in lay.sinks:
-        if n in spikes:
-            sink_spikes[n] = spikes[n]
-        else:
-            raise ValueError(f"sink population {n!r} must record spikes to be an output; add 'spikes' to record")
+    spikes = _split(lay, lay.record_spikes, out_s)
+    sink_spikes = {n: spikes[n] for n in lay.sinks if n in spikes}
     updates = jnp.asarray(lay.net_sizes, jnp.int32)
-    return sink_spikes, Trace(spikes, dict(out_v), events, updates, lay.net_names)
+    return sink_spikes, Trace(spikes, _split(lay, lay.record_v, out_v), events, updates, lay.net_names)
 
 
 def to_volts(trace_v, layout) -> np.ndarray:
