@@ -280,3 +280,28 @@ def test_fixed_profile_rejects_unrepresentable_parameters():
     with pytest.raises(ValueError, match=r"'leaky'.*alpha_decay = 1.5 outside \[0, 1\]"):
         compile_network(snn.Network().add(pop), "fixed")
     assert jnp.asarray(compile_network(snn.Network().add(pop), "float32").lif_params.alpha)[0] == 1.5
+
+
+def test_grouped_projections_gather_and_strided_paths_agree_with_reference(profile):
+    """Same-shape projections share one batched matmul; both read paths must stay exact."""
+    rng = np.random.default_rng(11)
+    in0, in1 = snn.Population(4, "spike_list", name="in0"), snn.Population(4, "spike_list", name="in1")
+    x, y, z = (snn.Population(4, "lif", _params(rng, "lif", 4), name=n) for n in "xyz")
+    projs = [snn.Projection(pre, post, _rows(rng, 4, 4, "lif", 0.8, 0.3))
+             for pre, post in ((in0, x), (x, y), (y, z), (in1, z))]
+    net = snn.Network("grouped").add(in0, in1, x, y, z, *projs)
+    lay = compile_network(net, profile).layout
+    assert any(g.count > 1 and g.pre_start < 0 for g in lay.dense)  # irregular: gather path
+    assert not lay.identity_a
+    inputs = {"in0": rng.random((T, 4)) < 0.5, "in1": rng.random((T, 4)) < 0.5}
+    assert_same(net, inputs, T, profile)
+
+    # one input per population, laid out evenly: strided reads and sums already in neuron order
+    net = snn.Network("strided")
+    for k in range(3):
+        src = snn.Population(4, "spike_list", name=f"s{k}")
+        dst = snn.Population(4, "lif_no_delay", _params(rng, "lif_no_delay", 4), name=f"d{k}")
+        net.add(src, dst, snn.Projection(src, dst, _rows(rng, 4, 4, "lif_no_delay", 0.9, 0.3)))
+    lay = compile_network(net, profile).layout
+    assert [g.count for g in lay.dense] == [3] and lay.dense[0].pre_start == 0 and lay.identity_a
+    assert_same(net, {f"s{k}": rng.random((T, 4)) < 0.4 for k in range(3)}, T, profile)
