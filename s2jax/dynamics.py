@@ -29,16 +29,59 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+from jax import lax
 
 from s2jax import fixedpoint as fx
+from s2jax.surrogates import FastSigmoid, spike
 from s2jax.spec import Rounding
 
 
 @dataclass(frozen=True)
+class FloatNumerics:
+    """Plain float32 training arithmetic (XLA may fuse, reorder within its rules); surrogate spikes.
+
+    Not chip-faithful: this is the numerics of float training, before ``s2jax.quant.qat``.
+    """
+
+    surrogate: object = FastSigmoid()
+    detach_reset: bool = False
+    name: str = "float"
+    state_dtype = jnp.float32
+
+    def input(self, i_syn):
+        return i_syn.astype(jnp.float32)
+
+    def decay(self, alpha, x):
+        return alpha * x
+
+    def add(self, a, b):
+        return a + b
+
+    def sub(self, a, b):
+        return a - b
+
+    def spike(self, v, threshold, scale=1.0):
+        return spike(v, threshold, self.surrogate, scale)
+
+    def reset_subtract(self, v, z, threshold):
+        z = lax.stop_gradient(z) if self.detach_reset else z
+        return v - z * threshold
+
+    def reset_to(self, v, z, v_reset):
+        z = lax.stop_gradient(z) if self.detach_reset else z
+        return v * (1.0 - z) + z * v_reset
+
+
+@dataclass(frozen=True)
 class ChipFloat32:
-    """float32 profile: IEEE-754 binary32, every operation rounded to nearest-even, no FMA."""
+    """float32 profile: IEEE-754 binary32, every operation rounded to nearest-even, no FMA.
+
+    Spikes carry a surrogate gradient, so QAT trains through this exact forward pass; resets are
+    selects (their gradient does not flow through the spike, i.e. a detached reset).
+    """
 
     strict_threshold: bool = True
+    surrogate: object = FastSigmoid()
     name: str = "float32"
     state_dtype = jnp.float32
 
@@ -54,13 +97,23 @@ class ChipFloat32:
     def sub(self, a, b):
         return a - b
 
-    def fire(self, v, threshold):
-        return v > threshold if self.strict_threshold else v >= threshold
+    def spike(self, v, threshold, scale=1.0):
+        return spike(v, threshold, self.surrogate, scale, self.strict_threshold)
+
+    def reset_subtract(self, v, z, threshold):
+        return jnp.where(z > 0, v - threshold, v)
+
+    def reset_to(self, v, z, v_reset):
+        return jnp.where(z > 0, v_reset, v)
 
 
 @dataclass(frozen=True)
 class ChipFixed:
-    """Fixed-point profile: int32 state in s16.15, decays unsigned 0.16, saturating adds."""
+    """Fixed-point profile: int32 state in s16.15, decays unsigned 0.16, saturating adds.
+
+    Integer arithmetic has no gradient; QAT in this profile pairs it with a float shadow
+    (``s2jax.quant``) that supplies the backward pass.
+    """
 
     v_frac_bits: int = 15
     decay_frac_bits: int = 16
@@ -70,7 +123,7 @@ class ChipFixed:
     state_dtype = jnp.int32
 
     def input(self, i_syn):
-        return fx.shift_left_saturate(i_syn, self.v_frac_bits)
+        return fx.shift_left_saturate(i_syn.astype(jnp.int32), self.v_frac_bits)
 
     def decay(self, alpha_q, x):
         return fx.mul_shift(x, alpha_q, self.decay_frac_bits, self.decay_rounding)
@@ -81,14 +134,21 @@ class ChipFixed:
     def sub(self, a, b):
         return fx.sub_saturate(a, b)
 
-    def fire(self, v, threshold):
-        return v > threshold if self.strict_threshold else v >= threshold
+    def spike(self, v, threshold, scale=1.0):
+        hit = v > threshold if self.strict_threshold else v >= threshold
+        return hit.astype(jnp.float32)
+
+    def reset_subtract(self, v, z, threshold):
+        return jnp.where(z > 0, fx.sub_saturate(v, threshold), v)
+
+    def reset_to(self, v, z, v_reset):
+        return jnp.where(z > 0, v_reset, v)
 
 
-def numerics_for(profile: str, spec) -> ChipFloat32 | ChipFixed:
+def numerics_for(profile: str, spec, surrogate=None) -> ChipFloat32 | ChipFixed:
     """The chip numerics of a profile name ("float32" or "fixed") under a ChipSpec."""
     if profile == "float32":
-        return ChipFloat32(strict_threshold=spec.threshold_strict)
+        return ChipFloat32(strict_threshold=spec.threshold_strict, surrogate=surrogate or FastSigmoid())
     if profile == "fixed":
         return ChipFixed(
             v_frac_bits=spec.fixed_v_frac_bits,
@@ -113,10 +173,12 @@ class LIFState(NamedTuple):
     v: jnp.ndarray
 
 
-def lif_step(p: LIFParams, s: LIFState, i_syn, num) -> tuple[LIFState, jnp.ndarray]:
-    """One tick of a LIF population; ``i_syn`` is the int32 sum of arriving weights."""
+def lif_step(p: LIFParams, s: LIFState, i_syn, num, scale=1.0) -> tuple[LIFState, jnp.ndarray]:
+    """One tick of a LIF population; ``i_syn`` is the summed input (int32, or integer-valued float
+    in QAT). Returns the new state and the spikes as 0/1 floats. ``scale`` only scales the
+    surrogate gradient's width (the QAT weight scale)."""
     v = num.add(num.add(num.decay(p.alpha, s.v), num.input(i_syn)), p.i_offset)
-    z = num.fire(v, p.threshold)
+    z = num.spike(v, p.threshold, scale)
     v = _reset(v, z, p, num)
     return LIFState(v), z
 
@@ -139,7 +201,7 @@ class CubaState(NamedTuple):
     refrac: jnp.ndarray  # int32 ticks left
 
 
-def cuba_step(p: CubaParams, s: CubaState, exc, inh, num, order: str = "current"):
+def cuba_step(p: CubaParams, s: CubaState, exc, inh, num, order: str = "current", scale=1.0):
     """One tick of a current-based LIF; ``exc`` / ``inh`` are int32 sums (``inh`` as magnitudes)."""
     i_exc = num.add(num.decay(p.exc_decay, s.i_exc), num.input(exc))
     i_inh = num.add(num.decay(p.inh_decay, s.i_inh), num.input(inh))
@@ -153,12 +215,13 @@ def cuba_step(p: CubaParams, s: CubaState, exc, inh, num, order: str = "current"
     refrac = jnp.where(in_refrac, s.refrac - 1, s.refrac)
     v_int = num.add(num.add(num.decay(p.alpha, s.v), i_mem), p.i_offset)
     v = jnp.where(in_refrac, p.v_reset, v_int)
-    z = (refrac == 0) & num.fire(v, p.threshold)
+    z = num.spike(v, p.threshold, scale) * (refrac == 0).astype(jnp.float32)
     v = _reset(v, z, p, num)
-    refrac = jnp.where(z, p.t_refrac, refrac)
+    refrac = jnp.where(z > 0, p.t_refrac, refrac)
     return CubaState(v, i_exc, i_inh, refrac), z
 
 
 def _reset(v, z, p, num):
-    reset_v = jnp.where(p.subtract, num.sub(v, p.threshold), p.v_reset)
-    return jnp.where(z, reset_v, v)
+    if isinstance(p.subtract, bool):  # one mode for the whole layer (Flax layers)
+        return num.reset_subtract(v, z, p.threshold) if p.subtract else num.reset_to(v, z, p.v_reset)
+    return jnp.where(p.subtract, num.reset_subtract(v, z, p.threshold), num.reset_to(v, z, p.v_reset))
