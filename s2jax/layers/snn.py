@@ -1,0 +1,92 @@
+"""``SNN``: steps a stack of (synapse, neuron) layers tick by tick, with the chip's latency.
+
+On SpiNNaker2 a spike emitted at tick t reaches the next population at tick t + 1: layer l at
+tick t sees layer l-1's spikes of tick t-1 (and the first layer sees the input of tick t-1). With
+``latency=True`` (default) the container reproduces that: before each synapse the input is
+shifted one tick later. A network of L layers then needs ``T + L`` ticks to flush an input of T
+ticks (:meth:`SNN.pad`). ``latency=False`` feeds every layer in the same tick, which is how most
+float SNN libraries step; it trains fine but is **not chip-faithful** and ``quantize`` refuses it.
+
+Because every layer only depends on the previous layer's past, each layer runs over all ticks
+before the next one starts: one big matmul per layer (hoisted out of the time loop) and one
+``lax.scan`` of the neuron. With QAT weights (integers) and spike inputs, the hoisted float32
+matmul is exact, so this equals the chip's tick-by-tick order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from s2jax.layers.neurons import CubaLIF
+
+__all__ = ["SNN", "SNNOutput"]
+
+
+class SNNOutput(NamedTuple):
+    """``output``: last layer's spikes, or its membrane for an ``LI`` readout (divided by the
+    weight scale after QAT, so losses see float units); ``spikes`` / ``voltages``: per layer,
+    ``(B, T, ...)``, voltages in chip units (raw int32 in the fixed profile)."""
+
+    output: jnp.ndarray
+    spikes: tuple
+    voltages: tuple
+
+
+def _delay_one_tick(x):
+    return jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
+
+
+class SNN(nnx.Module):
+    """A feed-forward stack ``[(synapse, neuron), ...]``; inputs are batch-major ``(B, T, ...)``."""
+
+    def __init__(self, layers, *, latency: bool = True):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("SNN needs at least one (synapse, neuron) layer")
+        self.synapses = nnx.List([syn for syn, _ in layers])
+        self.neurons = nnx.List([neuron for _, neuron in layers])
+        self.latency = latency
+
+    def pad(self, x):
+        """Append one zero tick per layer so the last input tick reaches the output."""
+        pad = jnp.zeros((x.shape[0], len(self.neurons), *x.shape[2:]), x.dtype)
+        return jnp.concatenate([x, pad], axis=1)
+
+    def __call__(self, x) -> SNNOutput:
+        h = jnp.asarray(x, jnp.float32)
+        spikes, voltages = [], []
+        for syn, neuron in zip(self.synapses, self.neurons):
+            if self.latency:
+                h = _delay_one_tick(h)
+            current = syn.split(h) if isinstance(neuron, CubaLIF) else syn(h)
+            h, v = self._run_neuron(neuron, current)
+            spikes.append(h)
+            voltages.append(v)
+        out = h
+        last = self.neurons[-1]
+        if last.readout and last.quant_scale is not None:
+            out = out / jnp.broadcast_to(last.quant_scale[...], last.shape)
+        return SNNOutput(out, tuple(spikes), tuple(voltages))
+
+    @staticmethod
+    def _run_neuron(neuron, current):
+        first = current[0] if isinstance(current, tuple) else current
+        carry = neuron.initialize_carry(first.shape[:1] + first.shape[2:])
+        xs = jax_tree_time_major(current)
+
+        def body(carry, x_t):
+            carry, y = neuron(carry, x_t)
+            return carry, (y, neuron.voltage(carry))
+
+        _, (y, v) = lax.scan(body, carry, xs)
+        return jnp.swapaxes(y, 0, 1), jnp.swapaxes(v, 0, 1)
+
+
+def jax_tree_time_major(current):
+    if isinstance(current, tuple):
+        return tuple(jnp.swapaxes(c, 0, 1) for c in current)
+    return jnp.swapaxes(current, 0, 1)
