@@ -77,6 +77,8 @@ def shift_right(x, s, rounding: Rounding):
     x = jnp.asarray(x)
     if x.dtype != jnp.int32:
         raise TypeError(f"shift_right needs int32, got {x.dtype}")
+    if isinstance(s, int) and not 0 <= s <= 31:
+        raise ValueError(f"shift must be in [0, 31], got {s}")
     s = jnp.asarray(s, jnp.int32)
     su = s.astype(jnp.uint32)
     q = lax.shift_right_arithmetic(x, s)

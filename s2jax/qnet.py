@@ -156,6 +156,11 @@ class Population:
                 )
             if key != "threshold" and not np.all(np.isfinite(arr)):
                 raise ValueError(f"population {self.name!r}: parameter {key!r} must be finite, got {value!r}")
+            with np.errstate(over="ignore"):
+                overflow = np.isfinite(arr) & ~np.isfinite(arr.astype(np.float32))
+            if key != "threshold" and np.any(overflow):
+                raise ValueError(f"population {self.name!r}: parameter {key!r} = {arr[overflow].flat[0]:g} "
+                                 f"exceeds the float32 range (|x| <= 3.4e38) the chip stores it in")
             if np.any(np.isnan(arr)):
                 raise ValueError(f"population {self.name!r}: parameter {key!r} is NaN")
             if key == "t_refrac" and (np.any(arr < 0) or np.any(np.mod(arr, 1) != 0) or np.any(arr > 2**30)):

@@ -74,6 +74,7 @@ class ChipSpec:
             ("lif_curr_exp", (-15, 15)),
             ("lif_no_delay", (-127, 127)),
             ("lif_curr_exp_no_delay", (-127, 127)),
+            ("lif_conv2d", (-127, 127)),
         ),
         "V",
         _PYS2,
@@ -94,6 +95,13 @@ class ChipSpec:
     # --- neuron semantics (sections 3 and 4) ---
     threshold_strict: bool = _f(True, "A", "V for NIR; unverified on silicon", "a spike needs v > threshold")
     fused_multiply_add: bool = _f(False, "A", _SPEC, "alpha*v is rounded before the add (no FMA)")
+    flush_subnormals: bool = _f(
+        True,
+        "A",
+        "XLA on CPU flushes float32 subnormals to zero (FTZ/DAZ); the Cortex-M4F flushes only "
+        "with FPSCR.FZ set, unverified for the SpiNNaker2 apps",
+        "float32 results and operands below 2^-126 in magnitude count as (signed) zero",
+    )
     i_offset_after_input: bool = _f(True, "A", _SPEC, "i_offset is added after the synaptic input")
     cuba_current_order: str = _f(
         "current",
@@ -132,6 +140,8 @@ class ChipSpec:
             )
         if self.refractory_rule != "hold_at_v_reset":
             raise ValueError(f"refractory_rule {self.refractory_rule!r} is not implemented")
+        if not self.flush_subnormals:
+            raise ValueError("flush_subnormals=False is not implemented: XLA on CPU flushes float32 subnormals")
         if not self.i_offset_after_input:
             raise ValueError("i_offset_after_input=False is not implemented")
         if not self.conv_cross_correlation:
@@ -144,14 +154,13 @@ class ChipSpec:
             raise ValueError(f"fixed_v_frac_bits must be in [0, 30], got {self.fixed_v_frac_bits}")
 
     def weight_range(self, model: str) -> tuple[int, int]:
-        """Inclusive integer weight range of synapses into a population of `model`."""
-        if model == "lif_conv2d":
-            return self.conv_weight_range
+        """Inclusive integer weight range of ``Projection`` synapses into a population of `model`
+        (``Conv2DProjection`` kernels use ``conv_weight_range``)."""
         for name, rng in self.weight_ranges:
             if name == model:
                 return rng
         raise ValueError(f"neuron model {model!r} takes no synapses; models with weights: "
-                         f"{[n for n, _ in self.weight_ranges] + ['lif_conv2d']}")
+                         f"{[n for n, _ in self.weight_ranges]}")
 
     def has_delays(self, model: str) -> bool:
         return model in self.delay_models

@@ -305,3 +305,84 @@ def test_grouped_projections_gather_and_strided_paths_agree_with_reference(profi
     lay = compile_network(net, profile).layout
     assert [g.count for g in lay.dense] == [3] and lay.dense[0].pre_start == 0 and lay.identity_a
     assert_same(net, {f"s{k}": rng.random((T, 4)) < 0.4 for k in range(3)}, T, profile)
+
+
+def structural_net(seed, profile):
+    """Random structure: 1-2 inputs, 1-3 neuron populations of size 1-5 in any order, optional
+    conv with asymmetric pooling / padding / stride, recurrent and empty projections, per-neuron
+    parameters everywhere, 1-80 ticks."""
+    rng = np.random.default_rng(seed)
+    pops = [snn.Population(int(rng.integers(1, 5)), "spike_list", name=f"in{k}") for k in range(rng.integers(1, 3))]
+    for k in range(int(rng.integers(1, 4))):
+        model = str(rng.choice(MODELS))
+        n = int(rng.integers(1, 6))
+        p = _params(rng, model, n)
+        for key in ("alpha_decay", "i_offset", "v_reset", "v_init"):
+            if rng.random() < 0.4:
+                low = (-0.5 if profile == "float32" else 0.0) if key == "alpha_decay" else -3.0
+                p[key] = np.float32(rng.uniform(low, 1, n))
+        if model.startswith("lif_curr_exp") and rng.random() < 0.5:
+            p["t_refrac"] = rng.integers(0, 4, n)
+        pops.append(snn.Population(n, model, p, name=f"n{k}"))
+    projs = []
+    if rng.random() < 0.5:
+        pre = pops[int(rng.integers(len(pops)))]
+        h, w = (2, pre.size // 2) if pre.size % 2 == 0 and rng.random() < 0.5 else (1, pre.size)
+        py, px = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        pads = [int(rng.integers(0, 2)) for _ in range(4)]
+        hp, wp = h // py + pads[0] + pads[1], w // px + pads[2] + pads[3]
+        kh, kw = int(rng.integers(1, hp + 1)), int(rng.integers(1, wp + 1))
+        sy, sx, c_out = (int(rng.integers(1, 3)) for _ in range(3))
+        n_out = c_out * ((hp - kh) // sy + 1) * ((wp - kw) // sx + 1)
+        conv = snn.Population(n_out, "lif_conv2d", _params(rng, "lif_conv2d", n_out), name="conv")
+        kernel = _weights(rng, c_out * kh * kw, -128, 127, 0.3).reshape(1, c_out, kh, kw)
+        projs.append(snn.Conv2DProjection(pre, conv, kernel, {
+            "in_height": h, "in_width": w, "pool_y": py, "pool_x": px, "stride_y": sy, "stride_x": sx,
+            "pad_top": pads[0], "pad_bottom": pads[1], "pad_left": pads[2], "pad_right": pads[3]}))
+        pops.append(conv)
+    neurons = [p for p in pops if p.neuron_model != "spike_list"]
+    for _ in range(int(rng.integers(1, 6))):
+        pre, post = pops[int(rng.integers(len(pops)))], neurons[int(rng.integers(len(neurons)))]
+        rows = _rows(rng, pre.size, post.size, post.neuron_model, rng.uniform(0, 1), 0.4)
+        projs.append(snn.Projection(pre, post, rows))
+    order = list(pops)
+    rng.shuffle(order)
+    ticks = int(rng.integers(1, 81))
+    inputs = {p.name: rng.random((ticks, p.size)) < rng.uniform(0.1, 0.9) for p in pops
+              if p.neuron_model == "spike_list"}
+    return snn.Network("structural").add(*order, *projs), inputs, ticks
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1), profile=st.sampled_from(["float32", "fixed"]))
+def test_random_structures_match_reference(seed, profile):
+    net, inputs, ticks = structural_net(seed, profile)
+    assert_same(net, inputs, ticks, profile)
+
+
+def test_long_decay_through_the_subnormal_range_matches_reference():
+    """XLA on CPU flushes float32 subnormals (ChipSpec.flush_subnormals); so does the oracle."""
+    pop = snn.Population(2, "lif_no_delay", {"alpha_decay": [0.9, 0.5], "v_init": 1.0, "threshold": 5.0},
+                         name="p", record=["spikes", "v"])
+    tr, _ = assert_same(snn.Network("decay").add(pop), {}, 1000, "float32")
+    v = np.asarray(tr.voltages["p"][0])
+    assert v[-1, 0] == 0.0 and v[200, 1] == 0.0  # flushed to zero, not stuck in subnormals
+    tiny = np.finfo(np.float32).tiny
+    assert not np.any((v != 0) & (np.abs(v) < tiny))
+
+
+def test_single_neuron_without_projections():
+    for model in ("lif", "lif_curr_exp"):
+        pop = snn.Population(1, model, {"i_offset": 0.3}, name="p", record=["spikes", "v"])
+        _, spikes = assert_same(snn.Network("one").add(pop), {}, 12, "float32")
+        assert spikes["p"].sum() == 3
+
+
+def test_concrete_inputs_of_any_array_type_are_validated():
+    net, _ = random_net(1, "lif", "lif", False, False)
+    with pytest.raises(ValueError, match="0 or 1"):
+        hwmodel.run(net, {"in": jnp.full((1, T, 5), 2)})
+    with pytest.raises(ValueError, match="0 or 1"):
+        hwmodel.run(net, {"in": [[[0.3] * 5] * T]})
+    with pytest.raises(ValueError, match="disagrees"):
+        hwmodel.run(net, {"in": np.zeros((1, T, 5), bool)}, timesteps=T + 1)

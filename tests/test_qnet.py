@@ -139,3 +139,15 @@ def test_results_before_run_and_without_recording():
         pop.get_spikes()
     with pytest.raises(RuntimeError, match="does not record voltages"):
         pop.get_voltages()
+
+
+def test_parameters_beyond_float32_are_rejected():
+    with pytest.raises(ValueError, match=r"'i_offset' = 1e\+39 exceeds the float32 range"):
+        snn.Population(2, "lif", {"i_offset": 1e39}, name="x")
+    snn.Population(2, "lif", {"threshold": float("inf")}, name="unreachable")
+
+
+def test_dense_weights_into_conv_population_use_the_no_delay_range():
+    pre, post = conv_pops()
+    with pytest.raises(ValueError, match=r"weight -128 outside \[-127, 127\]"):
+        snn.Projection(pre, post, [[0, 0, -128, 0]])

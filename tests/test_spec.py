@@ -44,4 +44,4 @@ def test_invalid_assumptions_rejected():
 
 def test_readme_carries_the_generated_assumptions_table():
     assert assumptions_table() in README.read_text(), (
-        "README's assumptions table is stale: paste the output of `s2jax assumptions`")
+        "README's assumptions table is stale: run python tools/update_readme_assumptions.py")

@@ -172,13 +172,20 @@ def _decay_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
     return round_host(a * 2.0**spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
 
 
+def flush_subnormals(x: np.ndarray) -> np.ndarray:
+    """float32 values below 2^-126 in magnitude become signed zeros (ChipSpec.flush_subnormals)."""
+    x = np.asarray(x, np.float32)
+    tiny = np.finfo(np.float32).tiny
+    return np.where(np.abs(x) < tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
 def _neuron_params(pops: list[Population], cuba: bool, profile: str, spec: ChipSpec):
     def cat(arrays, dtype):
         return np.concatenate([np.asarray(a, dtype) for a in arrays]) if arrays else np.zeros(0, dtype)
 
     subtract = cat([np.full(p.size, p.params["reset"] == "reset_by_subtraction") for p in pops], bool)
     if profile == "float32":
-        val = lambda k: cat([p.param_array(k) for p in pops], np.float32)  # noqa: E731
+        val = lambda k: flush_subnormals(cat([p.param_array(k) for p in pops], np.float32))  # noqa: E731
         dec = val
     else:
         val = lambda k: cat([_to_fixed(p, k, spec) for p in pops], np.int32)  # noqa: E731
@@ -288,7 +295,8 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         rank = np.arange(tgt.size) - np.repeat(np.cumsum(counts) - counts, counts)
         table[tgt[order], rank] = order
         gather.append(table.astype(np.int32))
-    identity_a = gather[0].shape[1] == 1 and np.array_equal(gather[0][:, 0], np.arange(n_neur))
+    identity_a = (bool(targets["a"]) and gather[0].shape[1] == 1
+                  and np.array_equal(gather[0][:, 0], np.arange(n_neur)))
 
     has_out = {id(p.pre) for p in net.projections}
     sinks = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and id(p) not in has_out)

@@ -35,7 +35,9 @@ class Trace:
 
     ``spikes[name]``: ``(B, T, n)`` bool; ``voltages[name]``: ``(B, T, n)`` after reset, float32
     (float32 profile) or raw int32 s16.15 (fixed profile); ``synaptic_events``: ``(B, T, P)``
-    int32, synapses activated per tick per population (counted at the receiving population);
+    int32, synapses activated per tick per population (counted at the receiving population, at the
+    tick the spike arrives: every ``Projection`` row counts, weight 0 included; a conv counts one
+    event per input spike and non-zero kernel tap);
     ``neuron_updates``: ``(P,)`` neuron updates per tick per population (its size; inputs 0);
     ``names``: population names (the network's order) along the last axis.
     """
@@ -147,6 +149,8 @@ def _input_array(lay, inputs, timesteps):
     arrays = []
     for n in names:
         x = inputs[n]
+        if not isinstance(x, jax.core.Tracer):
+            x = np.asarray(x)  # concrete input (NumPy, JAX or a list): validated below
         size = lay.sizes[lay.names.index(n)]
         if x.ndim != 3 or x.shape[2] != size:
             raise ValueError(f"input {n!r} must have shape (batch, time, {size}), got {tuple(x.shape)}")
@@ -157,6 +161,8 @@ def _input_array(lay, inputs, timesteps):
         shapes = {a.shape[:2] for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"inputs disagree on (batch, time): {sorted(shapes)}")
+        if timesteps is not None and shapes.pop()[1] != timesteps:
+            raise ValueError(f"timesteps={timesteps} disagrees with the inputs' {arrays[0].shape[1]} ticks")
         return jnp.concatenate(arrays, axis=2)
     if timesteps is None:
         raise ValueError("the network has no spike_list population: pass timesteps=")
@@ -207,7 +213,7 @@ class Simulator:
         self.last_trace = None
 
     def run(self, net: Network, timesteps: int, sys_tick_in_s: float = 1e-3, **run_options):
-        if not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
+        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
         prog = compile_network(net, self.profile, self.spec)
         lay = prog.layout

@@ -19,6 +19,17 @@ I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 F32 = np.float32
 
 
+TINY = np.finfo(np.float32).tiny
+
+
+def _ftz(x):
+    """ChipSpec.flush_subnormals: a float32 below 2^-126 in magnitude is a signed zero."""
+    x = F32(x)
+    if x != 0 and abs(x) < TINY:
+        return F32(np.copysign(F32(0), x))
+    return x
+
+
 def _sat(x: int) -> int:
     return min(max(x, I32_MIN), I32_MAX)
 
@@ -56,9 +67,9 @@ class Oracle:
         raw = np.broadcast_to(np.asarray(pop.params[key], dtype=np.float64), (pop.size,))[i]
         x = F32(raw)
         if self.profile == "float32":
-            return x
+            return _ftz(x)
         q = Fraction(float(x)) * 2**self.frac if np.isfinite(x) else None
-        if key == "threshold" and (q is None or q >= I32_MAX):
+        if key == "threshold" and ((q is None and x > 0) or (q is not None and q >= I32_MAX)):
             return I32_MAX
         q = _round_fraction(q, self.param_mode)
         if not I32_MIN <= q <= I32_MAX:
@@ -68,20 +79,20 @@ class Oracle:
     def decay(self, pop, key, i):
         raw = np.broadcast_to(np.asarray(pop.params[key], dtype=np.float64), (pop.size,))[i]
         if self.profile == "float32":
-            return F32(raw)
+            return _ftz(raw)
         return _round_fraction(Fraction(float(F32(raw))) * 2**self.dfrac, self.param_mode)
 
     # --- arithmetic ----------------------------------------------------------------------------
     def mul_decay(self, a, x):
         if self.profile == "float32":
-            return F32(F32(a) * F32(x))
+            return _ftz(F32(a) * F32(x))
         return _round_fraction(Fraction(a * x, 2**self.dfrac), self.decay_mode)
 
     def add(self, a, b):
-        return F32(F32(a) + F32(b)) if self.profile == "float32" else _sat(a + b)
+        return _ftz(F32(a) + F32(b)) if self.profile == "float32" else _sat(a + b)
 
     def sub(self, a, b):
-        return F32(F32(a) - F32(b)) if self.profile == "float32" else _sat(a - b)
+        return _ftz(F32(a) - F32(b)) if self.profile == "float32" else _sat(a - b)
 
     def syn(self, total: int):
         return F32(total) if self.profile == "float32" else _sat(total * 2**self.frac)

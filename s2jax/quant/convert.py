@@ -1,0 +1,163 @@
+"""Calibration, ``qat`` (inject chip numerics) and ``quantize`` (emit a ``qnet.Network``).
+
+One source of truth: the integer weights and the chip-unit parameters that ``quantize`` writes
+into the network are computed by the very functions the QAT forward pass uses
+(``WeightQuantizer.quantize`` and ``LIF.chip_values``), so the chip model run on the result
+equals the QAT forward pass bit for bit.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from s2jax import qnet
+from s2jax.dynamics import ChipFixed, ChipFloat32
+from s2jax.layers.neurons import CubaLIF
+from s2jax.layers.synapses import Conv, Linear
+from s2jax.quant.quantizers import QuantConfig, WeightQuantizer
+
+__all__ = ["calibrate", "qat", "quantize", "is_quantized"]
+
+
+def _kernel_stat(w: np.ndarray, config: QuantConfig, channel_axis: int) -> np.ndarray:
+    a = np.abs(w)
+    axes = tuple(i for i in range(a.ndim) if i != channel_axis) if config.per_channel else None
+    if config.calibration == "absmax":
+        stat = a.max(axis=axes)
+    else:
+        stat = np.percentile(a, config.percentile, axis=axes)
+    return np.asarray(stat, np.float64)
+
+
+def calibrate(model, config: QuantConfig | None = None, percentile: float | None = None) -> list[np.ndarray]:
+    """Weight scales per layer: ``w_max / stat(|W|)`` (per layer, or per output channel).
+
+    ``stat`` is the maximum ("absmax") or the ``percentile`` of |W| ("percentile"). A layer (or
+    channel) whose weights are all zero gets scale 1. With ``power_of_two`` scales are rounded
+    down to a power of two. Returns float32 arrays (scalars, or one value per output channel).
+    """
+    config = config or QuantConfig()
+    if percentile is not None:
+        config = QuantConfig(**{**config.__dict__, "calibration": "percentile", "percentile": percentile})
+    scales = []
+    for syn, neuron in zip(model.synapses, model.neurons):
+        limit = config.weight_limit(config.chip_model(syn, neuron))
+        w = np.asarray(syn.kernel[...], np.float64)
+        stat = _kernel_stat(w, config, channel_axis=1 if isinstance(syn, Conv) else w.ndim - 1)
+        s = np.where(stat > 0, limit / np.where(stat > 0, stat, 1.0), 1.0)
+        if config.power_of_two:
+            s = 2.0 ** np.floor(np.log2(s))
+        scales.append(np.asarray(s, np.float32))
+    return scales
+
+
+def is_quantized(model) -> bool:
+    return all(syn.quantizer is not None for syn in model.synapses)
+
+
+def _numerics(config: QuantConfig, surrogate):
+    spec = config.spec
+    if config.profile == "float32":
+        return ChipFloat32(strict_threshold=spec.threshold_strict, surrogate=surrogate)
+    return ChipFixed(v_frac_bits=spec.fixed_v_frac_bits, decay_frac_bits=spec.fixed_decay_frac_bits,
+                     decay_rounding=spec.fixed_decay_rounding, strict_threshold=spec.threshold_strict)
+
+
+def qat(model, config: QuantConfig | None = None, scales=None):
+    """A copy of ``model`` whose forward pass is the chip's arithmetic (parameters unchanged).
+
+    Weights pass through straight-through integer quantizers with the ``scales`` of
+    :func:`calibrate` (computed here when not given); neurons switch to the chip numerics of
+    ``config.profile`` in chip units. Train the result with any optax optimizer to fine-tune
+    against the chip; :func:`quantize` turns it into the network the chip runs.
+    """
+    config = config or QuantConfig()
+    if not model.latency:
+        raise ValueError("qat needs SNN(latency=True): the chip adds one tick of latency per layer")
+    scales = calibrate(model, config) if scales is None else [np.asarray(s, np.float32) for s in scales]
+    if len(scales) != len(model.synapses):
+        raise ValueError(f"got {len(scales)} scales for {len(model.synapses)} layers")
+    q = nnx.clone(model)
+    for syn, neuron, s in zip(q.synapses, q.neurons, scales):
+        limit = config.weight_limit(config.chip_model(syn, neuron))
+        per_channel = s.ndim == 1
+        if isinstance(syn, Conv):
+            syn_shape, neuron_shape = ((1, -1, 1, 1), (-1, 1, 1)) if per_channel else ((), ())
+        else:
+            syn_shape, neuron_shape = ((-1,), (-1,)) if per_channel else ((), ())
+        syn.quantizer = WeightQuantizer(-limit, limit)
+        syn.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(syn_shape))
+        neuron.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(neuron_shape))
+        neuron.numerics = _numerics(config, neuron.surrogate)
+        if isinstance(neuron, CubaLIF):
+            neuron.current_order = config.spec.cuba_current_order
+        if config.adaptive_threshold and not neuron.readout:
+            shape = neuron_shape if per_channel else ()
+            neuron.threshold_scale = nnx.Param(jnp.ones(np.shape(s), jnp.float32).reshape(shape))
+    q.config = config
+    return q
+
+
+def _input_shape(model, calibration_inputs, input_shape):
+    if input_shape is not None:
+        return tuple(input_shape)
+    if calibration_inputs is not None:
+        return tuple(np.shape(calibration_inputs)[2:])
+    first = model.synapses[0]
+    if isinstance(first, Linear):
+        return (first.in_features,)
+    raise ValueError("a model starting with a Conv layer needs input_shape=(C, H, W) or calibration_inputs")
+
+
+def quantize(model, config: QuantConfig | None = None, calibration_inputs=None, *, input_shape=None,
+             name: str = "s2jax") -> qnet.Network:
+    """The ``qnet.Network`` the chip runs for ``model`` (QAT'ed, or float: then PTQ with ``config``).
+
+    Populations: ``input`` (spike_list, the flattened C, H, W input) and ``layer0``, ``layer1``, ...
+    recording spikes and voltages. Run it with ``hwmodel.run(net, {"input": spikes})``.
+    ``calibration_inputs`` (``(B, T, ...)``) only provide the input shape here; see
+    :func:`s2jax.quant.ptq` for the data-driven threshold search.
+    """
+    if not is_quantized(model):
+        model = qat(model, config)
+    config = getattr(model, "config", None) or config or QuantConfig()
+    if not model.latency:
+        raise ValueError("quantize needs SNN(latency=True): the chip adds one tick of latency per layer")
+    shape = _input_shape(model, calibration_inputs, input_shape)
+    net = qnet.Network(name)
+    prev = qnet.Population(int(np.prod(shape)), "spike_list", name="input", record=["spikes"])
+    net.add(prev)
+    for k, (syn, neuron) in enumerate(zip(model.synapses, model.neurons)):
+        chip_model = config.chip_model(syn, neuron)
+        alpha, thr, i_off, v_reset = (np.asarray(a, np.float32).reshape(-1) for a in neuron.chip_values())
+        params = {"threshold": thr, "alpha_decay": alpha, "i_offset": i_off, "v_reset": v_reset, "v_init": 0.0,
+                  "reset": "reset_by_subtraction" if neuron.reset == "subtract" else "reset_to_v_reset"}
+        if isinstance(neuron, CubaLIF):
+            params.update(exc_decay=np.clip(np.asarray(neuron.exc_decay[...], np.float32), 0, 1).reshape(-1),
+                          inh_decay=np.clip(np.asarray(neuron.inh_decay[...], np.float32), 0, 1).reshape(-1),
+                          t_refrac=neuron.t_refrac)
+        size = int(np.prod(neuron.shape))
+        pop = qnet.Population(size, chip_model, params, name=f"layer{k}", record=["spikes", "v"])
+        w = np.asarray(syn.integer_kernel())
+        if isinstance(syn, Conv):
+            if len(shape) != 3:
+                raise ValueError(f"layer {k}: Conv needs a (C, H, W) input, got shape {shape}")
+            out_shape = syn.output_shape(shape[1], shape[2])
+            if tuple(neuron.shape) != out_shape:
+                raise ValueError(f"layer {k}: neuron shape {neuron.shape} != conv output {out_shape}")
+            (pt, pb), (pl, pr) = syn.padding
+            cp = {"in_height": shape[1], "in_width": shape[2], "stride_y": syn.stride[0], "stride_x": syn.stride[1],
+                  "pool_y": syn.pool[0], "pool_x": syn.pool[1], "pad_top": pt, "pad_bottom": pb,
+                  "pad_left": pl, "pad_right": pr}
+            proj = qnet.Conv2DProjection(prev, pop, w, cp, spec=config.spec)
+        else:
+            if w.shape[0] != prev.size:
+                raise ValueError(f"layer {k}: kernel expects {w.shape[0]} inputs, previous layer has {prev.size}")
+            i, j = np.nonzero(w)
+            rows = np.stack([i, j, w[i, j], np.zeros_like(i)], axis=1)
+            proj = qnet.Projection(prev, pop, rows, spec=config.spec)
+        net.add(pop, proj)
+        prev, shape = pop, tuple(neuron.shape)
+    return net

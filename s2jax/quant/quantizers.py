@@ -1,0 +1,116 @@
+"""Straight-through quantizers and the quantization configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from s2jax.spec import SPINNAKER2, ChipSpec
+
+__all__ = ["ste_round", "ste_clip", "WeightQuantizer", "QuantConfig"]
+
+
+@jax.custom_vjp
+def ste_round(x):
+    """Round half to even forward; identity backward (straight-through)."""
+    return jnp.round(x)
+
+
+def _ste_round_fwd(x):
+    return jnp.round(x), None
+
+
+def _ste_round_bwd(_, g):
+    return (g,)
+
+
+ste_round.defvjp(_ste_round_fwd, _ste_round_bwd)
+
+
+@jax.custom_vjp
+def ste_clip(x, lo, hi):
+    """Clip forward; backward passes the gradient unchanged (also outside [lo, hi])."""
+    return jnp.clip(x, lo, hi)
+
+
+def _ste_clip_fwd(x, lo, hi):
+    return jnp.clip(x, lo, hi), None
+
+
+def _ste_clip_bwd(_, g):
+    return g, None, None
+
+
+ste_clip.defvjp(_ste_clip_fwd, _ste_clip_bwd)
+
+
+@dataclass(frozen=True)
+class WeightQuantizer:
+    """``round_half_even(clip(W * scale, lo, hi))``: the chip's integer weights, as float32.
+
+    The gradient reaches ``W`` inside the clip range (straight-through rounding) and is zero
+    for weights clipped at the range edge (they cannot move the integer any further).
+    """
+
+    lo: int
+    hi: int
+
+    def quantize(self, w, scale):
+        return ste_round(jnp.clip(w * scale, float(self.lo), float(self.hi)))
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How a float model becomes a chip model.
+
+    ``target``: "lif_no_delay" (weights in [-127, 127]) or "lif" (weights in [-15, 15], the
+    delay models; current-based layers take the matching ``lif_curr_exp*``). Conv layers map to
+    ``lif_conv2d`` (int8 kernels, used symmetrically in [-127, 127]) and ``LI`` readouts to
+    ``lif_no_delay``. ``per_channel``: one weight scale per output neuron / channel instead of one
+    per layer (thresholds become per neuron). ``power_of_two``: scales rounded down to 2^k.
+    ``calibration``: "absmax" (scale = w_max / max|W|) or "percentile" (scale = w_max /
+    percentile(|W|, ``percentile``), clipping the outliers, as py-spinnaker2's
+    ``weight_scale_percentile``). ``adaptive_threshold``: QAT learns a threshold scale per layer
+    (per channel with ``per_channel``). ``profile``: "float32" or "fixed".
+    """
+
+    target: str = "lif_no_delay"
+    per_channel: bool = False
+    power_of_two: bool = False
+    calibration: str = "absmax"
+    percentile: float = 99.9
+    adaptive_threshold: bool = False
+    profile: str = "float32"
+    spec: ChipSpec = SPINNAKER2
+
+    def __post_init__(self):
+        if self.target not in ("lif", "lif_no_delay"):
+            raise ValueError(f"target must be 'lif' or 'lif_no_delay', got {self.target!r}")
+        if self.calibration not in ("absmax", "percentile"):
+            raise ValueError(f"calibration must be 'absmax' or 'percentile', got {self.calibration!r}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.profile not in ("float32", "fixed"):
+            raise ValueError(f"profile must be 'float32' or 'fixed', got {self.profile!r}")
+
+    def chip_model(self, synapse, neuron) -> str:
+        """The py-spinnaker2 model of the population a (synapse, neuron) layer becomes."""
+        from s2jax.layers.neurons import CubaLIF
+        from s2jax.layers.synapses import Conv
+
+        if getattr(neuron, "readout", False):
+            return "lif_no_delay"
+        if isinstance(synapse, Conv):
+            if isinstance(neuron, CubaLIF):
+                raise ValueError("a Conv layer maps to lif_conv2d, which has no current-based variant: use LIF")
+            return "lif_conv2d"
+        if isinstance(neuron, CubaLIF):
+            return "lif_curr_exp" if self.target == "lif" else "lif_curr_exp_no_delay"
+        return self.target
+
+    def weight_limit(self, model: str) -> int:
+        """Largest |integer weight| used for ``model`` (ranges used symmetrically)."""
+        lo, hi = self.spec.weight_range(model)
+        return min(-lo, hi)
