@@ -79,8 +79,8 @@ class LIF(nnx.Module):
         self.bias = nnx.Param(jnp.zeros(self.shape, jnp.float32)) if bias else None
         self.surrogate = surrogate
         self.numerics = FloatNumerics(surrogate=surrogate, detach_reset=detach_reset)
-        self.quant_scale = None  # set by s2jax.quant.qat: the input synapse's weight scale
-        self.threshold_scale = None  # set by qat with adaptive threshold scaling (trainable)
+        self.quant_scale = nnx.data(None)  # set by s2jax.quant.qat: the input synapse's weight scale
+        self.threshold_scale = nnx.data(None)  # set by qat with adaptive threshold scaling (trainable)
         self.readout = False
 
     # --- parameters ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Linear(nnx.Module):
         self.in_features, self.out_features = in_features, out_features
         self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, out_features), jnp.float32))
         self.quantizer = None
+        self.quant_scale = nnx.data(None)
 
     def _flat(self, x):
         if x.shape[-1] != self.in_features:
@@ -84,6 +85,7 @@ class Conv(nnx.Module):
         self.padding = tuple(tuple(p) for p in padding)
         self.kernel = nnx.Param(kernel_init(rngs.params(), (in_channels, out_channels, kh, kw), jnp.float32))
         self.quantizer = None
+        self.quant_scale = nnx.data(None)
 
     def output_shape(self, in_height: int, in_width: int) -> tuple[int, int, int]:
         kh, kw = self.kernel.shape[2:]
