@@ -117,8 +117,8 @@ def quantize(model, config: QuantConfig | None = None, calibration_inputs=None, 
 
     Populations: ``input`` (spike_list, the flattened C, H, W input) and ``layer0``, ``layer1``, ...
     recording spikes and voltages. Run it with ``hwmodel.run(net, {"input": spikes})``.
-    ``calibration_inputs`` (``(B, T, ...)``) only provide the input shape here; see
-    :func:`s2jax.quant.ptq` for the data-driven threshold search.
+    ``calibration_inputs`` (``(B, T, ...)``) only provide the input shape for now: the weight
+    scales come from the weights (:func:`calibrate`); a data-driven threshold search is not built yet.
     """
     if not is_quantized(model):
         model = qat(model, config)
