@@ -119,6 +119,7 @@ class ChipFixed:
     decay_frac_bits: int = 16
     decay_rounding: Rounding = Rounding.HALF_UP
     strict_threshold: bool = True
+    param_rounding: Rounding = Rounding.HALF_EVEN  # float parameters onto the fixed-point grid
     name: str = "fixed"
     state_dtype = jnp.int32
 
@@ -155,6 +156,7 @@ def numerics_for(profile: str, spec, surrogate=None) -> ChipFloat32 | ChipFixed:
             decay_frac_bits=spec.fixed_decay_frac_bits,
             decay_rounding=spec.fixed_decay_rounding,
             strict_threshold=spec.threshold_strict,
+            param_rounding=spec.fixed_param_rounding,
         )
     raise ValueError(f"profile must be 'float32' or 'fixed', got {profile!r}")
 

@@ -41,6 +41,7 @@ __all__ = [
     "requantize",
     "fmul",
     "round_host",
+    "round_float",
 ]
 
 INT32_MIN = -(2**31)
@@ -189,3 +190,17 @@ def round_host(x, rounding: Rounding) -> np.ndarray:
     else:
         raise ValueError(f"unknown rounding {rounding!r}")
     return r
+
+
+def round_float(x, rounding: Rounding):
+    """Round float values to integral floats in JAX with the named rounding (the traced twin of
+    :func:`round_host`; both are exact for the values they see: floats scaled by powers of two)."""
+    if rounding is Rounding.FLOOR:
+        return jnp.floor(x)
+    if rounding is Rounding.TO_ZERO:
+        return jnp.trunc(x)
+    if rounding is Rounding.HALF_UP:
+        return jnp.floor(x + 0.5)
+    if rounding is Rounding.HALF_EVEN:
+        return jnp.round(x)
+    raise ValueError(f"unknown rounding {rounding!r}")

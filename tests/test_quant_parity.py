@@ -1,12 +1,14 @@
 """Oracle 1: the QAT forward pass equals the chip model run on quantize(model), exactly."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from s2jax import hwmodel
+from s2jax import SPINNAKER2, Rounding, hwmodel
 from s2jax import layers as L
 from s2jax import quant
 
@@ -38,11 +40,14 @@ CONFIGS = [
     dict(profile="float32", per_channel=True, adaptive_threshold=True),
     dict(profile="fixed", per_channel=True, power_of_two=True, adaptive_threshold=True),
     dict(profile="float32", target="lif", calibration="percentile", percentile=95.0),
+    dict(profile="fixed", spec=dataclasses.replace(SPINNAKER2, fixed_param_rounding=Rounding.FLOOR,
+                                                    fixed_decay_rounding=Rounding.TO_ZERO)),
 ]
 
 
 @pytest.mark.parametrize("kind", ["lif", "cuba", "conv"])
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items() if k != "spec")
+                         + ("-custom_spec" if "spec" in c else ""))
 def test_qat_forward_equals_chip_model(kind, cfg):
     model, shape = build(kind, seed=len(str(cfg)))
     config = quant.QuantConfig(**cfg)
@@ -52,7 +57,7 @@ def test_qat_forward_equals_chip_model(kind, cfg):
     out = nnx.jit(lambda q, x: q(x))(q, x)
     net = quant.quantize(q, calibration_inputs=x)
     _, trace = hwmodel.run(net, {"input": np.asarray(x).reshape(3, 30, -1).astype(bool)}, profile=config.profile,
-                           record="all")
+                           spec=config.spec, record="all")
     fired = 0
     for k, neuron in enumerate(q.neurons):
         got_v = np.asarray(out.voltages[k]).reshape(3, 30, -1)

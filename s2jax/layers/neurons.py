@@ -24,6 +24,7 @@ from jax import lax
 
 from s2jax import dynamics
 from s2jax.dynamics import ChipFixed, ChipFloat32, FloatNumerics
+from s2jax.fixedpoint import round_float
 from s2jax.spec import SPINNAKER2
 from s2jax.surrogates import FastSigmoid
 
@@ -40,9 +41,10 @@ def _var(value, learn):
     return nnx.Param(value) if learn else nnx.Variable(value)
 
 
-def _fixed(x, frac_bits):
-    """float32 -> int32 on the 2^-frac grid, half to even; beyond int32 saturates."""
-    y = jnp.round(x * jnp.float32(2.0**frac_bits))
+def _fixed(x, frac_bits, rounding):
+    """float32 -> int32 on the 2^-frac grid with the spec's parameter rounding (as the chip model's
+    host-side conversion in ``hwmodel.program``); beyond int32 saturates."""
+    y = round_float(x * jnp.float32(2.0**frac_bits), rounding)
     return jnp.clip(y, -(2.0**31), 2.0**31 - 1).astype(jnp.int32)
 
 
@@ -108,8 +110,8 @@ class LIF(nnx.Module):
         numerics = numerics or self.numerics
         alpha, thr, i_off, v_reset = self.chip_values()
         if isinstance(numerics, ChipFixed):
-            alpha = _fixed(alpha, numerics.decay_frac_bits)
-            thr, i_off, v_reset = (_fixed(x, numerics.v_frac_bits) for x in (thr, i_off, v_reset))
+            alpha = _fixed(alpha, numerics.decay_frac_bits, numerics.param_rounding)
+            thr, i_off, v_reset = (_fixed(x, numerics.v_frac_bits, numerics.param_rounding) for x in (thr, i_off, v_reset))
         return dynamics.LIFParams(alpha, thr, i_off, v_reset, self.reset == "subtract")
 
     @property
@@ -204,7 +206,7 @@ class CubaLIF(LIF):
         base = super().params(numerics)
         exc, inh = jnp.clip(self.exc_decay[...], 0, 1), jnp.clip(self.inh_decay[...], 0, 1)
         if isinstance(numerics, ChipFixed):
-            exc, inh = _fixed(exc, numerics.decay_frac_bits), _fixed(inh, numerics.decay_frac_bits)
+            exc, inh = (_fixed(a, numerics.decay_frac_bits, numerics.param_rounding) for a in (exc, inh))
         refrac = jnp.full(self.shape, self.t_refrac, jnp.int32)
         return dynamics.CubaParams(*base, exc, inh, refrac)
 

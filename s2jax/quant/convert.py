@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 
 from s2jax import qnet
-from s2jax.dynamics import ChipFixed, ChipFloat32
+from s2jax.dynamics import ChipFloat32, numerics_for
 from s2jax.layers.neurons import CubaLIF
 from s2jax.layers.synapses import Conv, Linear
 from s2jax.quant.quantizers import QuantConfig, WeightQuantizer
@@ -61,8 +61,7 @@ def _numerics(config: QuantConfig, surrogate):
     spec = config.spec
     if config.profile == "float32":
         return ChipFloat32(strict_threshold=spec.threshold_strict, surrogate=surrogate)
-    return ChipFixed(v_frac_bits=spec.fixed_v_frac_bits, decay_frac_bits=spec.fixed_decay_frac_bits,
-                     decay_rounding=spec.fixed_decay_rounding, strict_threshold=spec.threshold_strict)
+    return numerics_for("fixed", spec)
 
 
 def qat(model, config: QuantConfig | None = None, scales=None):
