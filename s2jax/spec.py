@@ -130,6 +130,69 @@ class ChipSpec:
         Rounding.HALF_EVEN, "A", "ours", "host-side rounding of float parameters onto the fixed-point grid"
     )
 
+    # --- mapping onto PEs (issue 4; py-spinnaker2 is silent on most of these, so they are ours) ---
+    max_atoms_per_core: tuple[tuple[str, int], ...] = _f(
+        (
+            ("spike_list", 1024),
+            ("lif", 250),
+            ("lif_no_delay", 250),
+            ("lif_curr_exp", 250),
+            ("lif_curr_exp_no_delay", 250),
+            ("lif_conv2d", 1024),
+        ),
+        "A",
+        "ours (250 LIF neurons per PE is the size used in published SpiNNaker2 SNN mappings)",
+        "default largest number of neurons of each model placed on one PE",
+    )
+    neuron_state_bytes: tuple[tuple[str, int], ...] = _f(
+        (
+            ("spike_list", 0),
+            ("lif", 24),
+            ("lif_no_delay", 24),
+            ("lif_curr_exp", 44),
+            ("lif_curr_exp_no_delay", 44),
+            ("lif_conv2d", 24),
+        ),
+        "A",
+        "ours: one 32-bit word per state variable and per parameter (LIF: v, threshold, alpha_decay, "
+        "i_offset, v_reset, reset flag; CUBA adds i_exc, i_inh, exc_decay, inh_decay, refractory counter)",
+        "SRAM bytes per neuron on its PE",
+    )
+    spike_time_bytes: int = _f(4, "A", "ours", "SRAM bytes per (neuron, tick) entry of a spike_list source")
+    synapse_word_bytes: int = _f(4, "A", "ours (board image layout)", "bytes per synapse row entry")
+    synapse_word_layout: tuple[tuple[str, int, int], ...] = _f(
+        (("weight", 0, 8), ("delay", 8, 3), ("inhibitory", 11, 1), ("target", 12, 20)),
+        "A",
+        "ours (board image layout, docs/image-format.md)",
+        "(field, lowest bit, width) of a 32-bit synapse word: weight is two's-complement int8, "
+        "inhibitory is 1 when the weight is negative, target is the post neuron's index on its PE",
+    )
+    routing_entry_rule: str = _f(
+        "per_source_pe_and_chip",
+        "A",
+        "ours",
+        "one routing entry per (source PE, chip that holds one of its targets), plus one on the source chip",
+    )
+
+    # --- cost model (issue 4; estimates, not measurements) ---
+    pe_clock_hz: float = _f(200e6, "A", "SpiNNaker2 papers quote 150-300 MHz PE clocks", "PE clock")
+    cycles_per_synaptic_event: int = _f(
+        12, "A", "estimate: no public per-event cycle count for the py-spinnaker2 apps", "cycles per delivered synapse"
+    )
+    cycles_per_neuron_update: int = _f(
+        40, "A", "estimate: no public per-update cycle count", "cycles per neuron update (one neuron, one tick)"
+    )
+    energy_per_synaptic_event_j: float = _f(
+        10e-12, "A", "order of magnitude of published SpiNNaker2 figures; estimate", "energy per synaptic event"
+    )
+    energy_per_neuron_update_j: float = _f(
+        30e-12, "A", "estimate", "energy per neuron update"
+    )
+    energy_per_mac_j: float = _f(1e-12, "A", "order of magnitude of published MLA figures; estimate", "energy per int8 MAC")
+    static_power_per_pe_w: float = _f(
+        1.5e-3, "A", "chip_power_w lower end / pes_per_chip, rounded; estimate", "idle power of one used PE"
+    )
+
     # --- int8 MAC layer (section 5) ---
     mla_shift_rounding: Rounding = _f(Rounding.FLOOR, "A", _SPEC, "requantization shift is a truncating shift")
 
@@ -161,6 +224,14 @@ class ChipSpec:
                 return rng
         raise ValueError(f"neuron model {model!r} takes no synapses; models with weights: "
                          f"{[n for n, _ in self.weight_ranges]}")
+
+    def atoms_per_core(self, model: str) -> int:
+        """Default largest number of ``model`` neurons on one PE."""
+        return dict(self.max_atoms_per_core)[model]
+
+    def state_bytes(self, model: str) -> int:
+        """SRAM bytes one ``model`` neuron takes on its PE."""
+        return dict(self.neuron_state_bytes)[model]
 
     def has_delays(self, model: str) -> bool:
         return model in self.delay_models
