@@ -96,3 +96,32 @@ def test_quantize_refuses_a_model_without_chip_latency():
     model = L.SNN([(L.Linear(2, 2, rngs=nnx.Rngs(0)), L.LIF(2))], latency=False)
     with pytest.raises(ValueError, match="latency=True"):
         quant.quantize(model)
+
+
+@pytest.mark.parametrize("profile,remat", [(None, True), (None, 30), ("fixed", 7)])
+def test_remat_keeps_the_forward_exact_and_the_gradient(remat, profile):
+    model, shape = build("cuba", seed=5)
+    if profile:
+        model = quant.qat(model, quant.QuantConfig(profile=profile))
+    x = (jax.random.uniform(jax.random.key(4), (2, 23, *shape)) < 0.4).astype(jnp.float32)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    remat_model = nnx.merge(graphdef, params, rest)
+    remat_model.remat = remat
+
+    def loss(p, m):
+        g, _, r = nnx.split(m, nnx.Param, ...)
+        return jnp.sum(nnx.merge(g, p, r)(x).output)
+
+    out, out_r = model(x), remat_model(x)
+    for a, b in zip(out.voltages + out.spikes, out_r.voltages + out_r.spikes):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    g = jax.grad(loss)(params, model)
+    g_r = jax.grad(loss)(params, remat_model)
+    for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_r)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)  # float gradients, not chip values
+    assert any(np.any(np.asarray(a) != 0) for a in jax.tree_util.tree_leaves(g))
+
+
+def test_remat_rejects_a_bad_chunk_length():
+    with pytest.raises(ValueError, match="remat must be"):
+        L.SNN([(L.Linear(2, 2, rngs=nnx.Rngs(0)), L.LIF(2))], remat=0)

@@ -11,12 +11,23 @@ Because every layer only depends on the previous layer's past, each layer runs o
 before the next one starts: one big matmul per layer (hoisted out of the time loop) and one
 ``lax.scan`` of the neuron. With QAT weights (integers) and spike inputs, the hoisted float32
 matmul is exact, so this equals the chip's tick-by-tick order.
+
+Memory. Backpropagation through time keeps every tick's residuals (state, surrogate inputs),
+O(T) per layer. ``remat=K`` (an int) cuts the ticks into chunks of K and wraps each chunk in
+``jax.checkpoint``: the backward pass keeps only the state at chunk boundaries and recomputes
+one chunk at a time, about one extra forward pass for O(T/K + K) residuals; ``remat=True``
+picks K = sqrt(T). The forward values are unchanged bit for bit. The hoisted synaptic currents
+``(B, T, N)`` are still stored, so the saving is bounded (``benchmarks/bench_openneuromorphic.py``
+measures it).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
@@ -43,13 +54,16 @@ def _delay_one_tick(x):
 class SNN(nnx.Module):
     """A feed-forward stack ``[(synapse, neuron), ...]``; inputs are batch-major ``(B, T, ...)``."""
 
-    def __init__(self, layers, *, latency: bool = True):
+    def __init__(self, layers, *, latency: bool = True, remat: bool | int = False):
         layers = list(layers)
         if not layers:
             raise ValueError("SNN needs at least one (synapse, neuron) layer")
         self.synapses = nnx.List([syn for syn, _ in layers])
         self.neurons = nnx.List([neuron for _, neuron in layers])
         self.latency = latency
+        if not isinstance(remat, bool) and (not isinstance(remat, int) or remat < 1):
+            raise ValueError(f"remat must be a bool or a positive chunk length in ticks, got {remat!r}")
+        self.remat = remat
 
     def pad(self, x):
         """Append one zero tick per layer so the last input tick reaches the output."""
@@ -72,8 +86,7 @@ class SNN(nnx.Module):
             out = out / jnp.broadcast_to(last.quant_scale[...], last.shape)
         return SNNOutput(out, tuple(spikes), tuple(voltages))
 
-    @staticmethod
-    def _run_neuron(neuron, current):
+    def _run_neuron(self, neuron, current):
         first = current[0] if isinstance(current, tuple) else current
         carry = neuron.initialize_carry(first.shape[:1] + first.shape[2:])
         xs = jax_tree_time_major(current)
@@ -82,8 +95,28 @@ class SNN(nnx.Module):
             carry, y = neuron(carry, x_t)
             return carry, (y, neuron.voltage(carry))
 
-        _, (y, v) = lax.scan(body, carry, xs)
+        y, v = _scan(body, carry, xs, self.remat)
         return jnp.swapaxes(y, 0, 1), jnp.swapaxes(v, 0, 1)
+
+
+def _scan(body, carry, xs, remat):
+    """``lax.scan(body, carry, xs)[1]``, with chunked rematerialization when ``remat``."""
+    if remat is False:
+        return lax.scan(body, carry, xs)[1]
+    t = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    k = max(1, math.isqrt(t)) if remat is True else min(int(remat), t)
+    pad = (-t) % k  # zero ticks appended at the end cannot change earlier ticks
+
+    def chunks(a):
+        a = jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
+        return a.reshape((t + pad) // k, k, *a.shape[1:])
+
+    @jax.checkpoint
+    def chunk(c, xc):
+        return lax.scan(body, c, xc)
+
+    _, ys = lax.scan(chunk, carry, jax.tree_util.tree_map(chunks, xs))
+    return jax.tree_util.tree_map(lambda a: a.reshape(t + pad, *a.shape[2:])[:t], ys)
 
 
 def jax_tree_time_major(current):

@@ -1,6 +1,6 @@
 """Quantization: straight-through quantizers, calibration, QAT and the hand-off to the chip."""
 
-from s2jax.quant.convert import calibrate, is_quantized, qat, quantize
+from s2jax.quant.convert import ScaleSearch, calibrate, is_quantized, qat, quantize, search_scales
 from s2jax.quant.quantizers import QuantConfig, WeightQuantizer, ste_clip, ste_round
 
-__all__ = ["QuantConfig", "WeightQuantizer", "calibrate", "is_quantized", "qat", "quantize", "ste_clip", "ste_round"]
+__all__ = ["QuantConfig", "ScaleSearch", "search_scales", "WeightQuantizer", "calibrate", "is_quantized", "qat", "quantize", "ste_clip", "ste_round"]

@@ -8,6 +8,9 @@ equals the QAT forward pass bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -18,7 +21,7 @@ from s2jax.layers.neurons import CubaLIF
 from s2jax.layers.synapses import Conv, Linear
 from s2jax.quant.quantizers import QuantConfig, WeightQuantizer
 
-__all__ = ["calibrate", "qat", "quantize", "is_quantized"]
+__all__ = ["calibrate", "search_scales", "ScaleSearch", "qat", "quantize", "is_quantized"]
 
 
 def _kernel_stat(w: np.ndarray, config: QuantConfig, channel_axis: int) -> np.ndarray:
@@ -40,7 +43,10 @@ def calibrate(model, config: QuantConfig | None = None, percentile: float | None
     """
     config = config or QuantConfig()
     if percentile is not None:
-        config = QuantConfig(**{**config.__dict__, "calibration": "percentile", "percentile": percentile})
+        config = dataclasses.replace(config, calibration="percentile", percentile=percentile)
+    if config.calibration == "search":
+        raise ValueError("calibration='search' needs data: call search_scales(model, calibration_inputs, config), "
+                         "or pass calibration_inputs to qat / quantize")
     scales = []
     for syn, neuron in zip(model.synapses, model.neurons):
         limit = config.weight_limit(config.chip_model(syn, neuron))
@@ -51,6 +57,65 @@ def calibrate(model, config: QuantConfig | None = None, percentile: float | None
             s = 2.0 ** np.floor(np.log2(s))
         scales.append(np.asarray(s, np.float32))
     return scales
+
+
+class ScaleSearch(NamedTuple):
+    """Result of :func:`search_scales`: ``scales`` (as :func:`calibrate` returns them), the
+    ``percentiles`` picked per layer, and ``errors[layer][i]``: the mismatch with the float model
+    of ``config.search_percentiles[i]`` at that layer (earlier layers at their picks, later ones
+    at absmax)."""
+
+    scales: list
+    percentiles: list
+    errors: np.ndarray
+
+
+def _mismatch(neuron, f_spikes, f_v, q_spikes, q_v, scale) -> float:
+    """Spiking layer: mean squared difference of per-neuron spike rates over the ticks.
+    Readout: mean squared difference of the membranes, the quantized one in float units."""
+    if neuron.readout:
+        d = np.asarray(q_v, np.float64) / np.asarray(scale, np.float64) - np.asarray(f_v, np.float64)
+        return float(np.mean(d**2))
+    d = np.asarray(q_spikes, np.float64).mean(axis=1) - np.asarray(f_spikes, np.float64).mean(axis=1)
+    return float(np.mean(d**2))
+
+
+def search_scales(model, calibration_inputs, config: QuantConfig | None = None) -> ScaleSearch:
+    """Post-training threshold scaling searched on data, layer by layer (greedy).
+
+    For layer k (in order) every percentile p of ``config.search_percentiles`` gives a weight
+    scale ``w_max / percentile_p(|W_k|)``; the threshold, bias and reset value scale with it, so
+    only the rounding and the clipped outliers differ from the float model. The quantized model
+    (float32 chip numerics) runs on ``calibration_inputs`` (``(B, T, ...)``) and the p whose
+    layer-k activity is closest to the float model's (:func:`_mismatch`) is kept; ties go to the
+    larger percentile (less clipping). Costs ``layers x len(search_percentiles)`` forward passes.
+    """
+    config = config or QuantConfig()
+    if not model.latency:
+        raise ValueError("search_scales needs SNN(latency=True): the chip adds one tick of latency per layer")
+    if calibration_inputs is None:
+        raise ValueError("search_scales needs calibration_inputs of shape (B, T, ...)")
+    x = jnp.asarray(calibration_inputs, jnp.float32)
+    search_config = dataclasses.replace(config, calibration="absmax", profile="float32")
+    forward = nnx.jit(lambda m, x: m(x))
+    reference = forward(model, x)
+    percentiles = sorted(config.search_percentiles, reverse=True)
+    per_p = {p: calibrate(model, search_config, percentile=p) for p in percentiles}
+    scales = calibrate(model, search_config)
+    picked, errors = [], np.zeros((len(scales), len(config.search_percentiles)))
+    for k, neuron in enumerate(model.neurons):
+        best = None
+        for p in percentiles:
+            trial = scales[:k] + [per_p[p][k]] + scales[k + 1:]
+            out = forward(qat(model, search_config, scales=trial), x)
+            err = _mismatch(neuron, reference.spikes[k], reference.voltages[k], out.spikes[k], out.voltages[k],
+                            per_p[p][k])
+            errors[k, config.search_percentiles.index(p)] = err
+            if best is None or err < best[0]:
+                best = (err, p)
+        scales[k] = per_p[best[1]][k]
+        picked.append(best[1])
+    return ScaleSearch(scales, picked, errors)
 
 
 def is_quantized(model) -> bool:
@@ -64,17 +129,20 @@ def _numerics(config: QuantConfig, surrogate):
     return numerics_for("fixed", spec)
 
 
-def qat(model, config: QuantConfig | None = None, scales=None):
+def qat(model, config: QuantConfig | None = None, scales=None, calibration_inputs=None):
     """A copy of ``model`` whose forward pass is the chip's arithmetic (parameters unchanged).
 
     Weights pass through straight-through integer quantizers with the ``scales`` of
-    :func:`calibrate` (computed here when not given); neurons switch to the chip numerics of
+    :func:`calibrate` (computed here when not given; with ``config.calibration == "search"``
+    from ``calibration_inputs`` by :func:`search_scales`); neurons switch to the chip numerics of
     ``config.profile`` in chip units. Train the result with any optax optimizer to fine-tune
     against the chip; :func:`quantize` turns it into the network the chip runs.
     """
     config = config or QuantConfig()
     if not model.latency:
         raise ValueError("qat needs SNN(latency=True): the chip adds one tick of latency per layer")
+    if scales is None and config.calibration == "search":
+        scales = search_scales(model, calibration_inputs, config).scales
     scales = calibrate(model, config) if scales is None else [np.asarray(s, np.float32) for s in scales]
     if len(scales) != len(model.synapses):
         raise ValueError(f"got {len(scales)} scales for {len(model.synapses)} layers")
@@ -116,11 +184,12 @@ def quantize(model, config: QuantConfig | None = None, calibration_inputs=None, 
 
     Populations: ``input`` (spike_list, the flattened C, H, W input) and ``layer0``, ``layer1``, ...
     recording spikes and voltages. Run it with ``hwmodel.run(net, {"input": spikes})``.
-    ``calibration_inputs`` (``(B, T, ...)``) only provide the input shape for now: the weight
-    scales come from the weights (:func:`calibrate`); a data-driven threshold search is not built yet.
+    ``calibration_inputs`` (``(B, T, ...)``) give the input shape and, with
+    ``config.calibration == "search"``, the data of the threshold-scaling search
+    (:func:`search_scales`); otherwise the weight scales come from the weights (:func:`calibrate`).
     """
     if not is_quantized(model):
-        model = qat(model, config)
+        model = qat(model, config, calibration_inputs=calibration_inputs)
     config = getattr(model, "config", None) or config or QuantConfig()
     if not model.latency:
         raise ValueError("quantize needs SNN(latency=True): the chip adds one tick of latency per layer")

@@ -72,7 +72,9 @@ class QuantConfig:
     per layer (thresholds become per neuron). ``power_of_two``: scales rounded down to 2^k.
     ``calibration``: "absmax" (scale = w_max / max|W|) or "percentile" (scale = w_max /
     percentile(|W|, ``percentile``), clipping the outliers, as py-spinnaker2's
-    ``weight_scale_percentile``). ``adaptive_threshold``: QAT learns a threshold scale per layer
+    ``weight_scale_percentile``), or "search": data-driven, the percentile of each layer picked
+    from ``search_percentiles`` to best match the float model on calibration inputs
+    (:func:`s2jax.quant.search_scales`). ``adaptive_threshold``: QAT learns a threshold scale per layer
     (per channel with ``per_channel``). ``profile``: "float32" or "fixed".
     """
 
@@ -81,6 +83,7 @@ class QuantConfig:
     power_of_two: bool = False
     calibration: str = "absmax"
     percentile: float = 99.9
+    search_percentiles: tuple[float, ...] = (99.0, 99.5, 99.9, 99.99, 100.0)
     adaptive_threshold: bool = False
     profile: str = "float32"
     spec: ChipSpec = SPINNAKER2
@@ -88,10 +91,13 @@ class QuantConfig:
     def __post_init__(self):
         if self.target not in ("lif", "lif_no_delay"):
             raise ValueError(f"target must be 'lif' or 'lif_no_delay', got {self.target!r}")
-        if self.calibration not in ("absmax", "percentile"):
-            raise ValueError(f"calibration must be 'absmax' or 'percentile', got {self.calibration!r}")
-        if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.calibration not in ("absmax", "percentile", "search"):
+            raise ValueError(f"calibration must be 'absmax', 'percentile' or 'search', got {self.calibration!r}")
+        for p in (self.percentile, *self.search_percentiles):
+            if not 0.0 < p <= 100.0:
+                raise ValueError(f"percentile must be in (0, 100], got {p}")
+        if not self.search_percentiles:
+            raise ValueError("search_percentiles must name at least one percentile")
         if self.profile not in ("float32", "fixed"):
             raise ValueError(f"profile must be 'float32' or 'fixed', got {self.profile!r}")
 
