@@ -98,7 +98,7 @@ def test_quantize_refuses_a_model_without_chip_latency():
         quant.quantize(model)
 
 
-@pytest.mark.parametrize("profile,remat", [(None, True), (None, 30), ("fixed", 7)])
+@pytest.mark.parametrize("profile,remat", [(None, True), ("float32", 30), ("fixed", 7)])
 def test_remat_keeps_the_forward_exact_and_the_gradient(remat, profile):
     model, shape = build("cuba", seed=5)
     if profile:
@@ -114,7 +114,10 @@ def test_remat_keeps_the_forward_exact_and_the_gradient(remat, profile):
 
     out, out_r = model(x), remat_model(x)
     for a, b in zip(out.voltages + out.spikes, out_r.voltages + out_r.spikes):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        if profile:  # chip numerics: integer weights on spikes, exact in any matmul blocking
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        else:  # float training mode: the chunked matmul may round differently
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
     g = jax.grad(loss)(params, model)
     g_r = jax.grad(loss)(params, remat_model)
     for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_r)):

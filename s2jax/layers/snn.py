@@ -15,10 +15,10 @@ matmul is exact, so this equals the chip's tick-by-tick order.
 Memory. Backpropagation through time keeps every tick's residuals (state, surrogate inputs),
 O(T) per layer. ``remat=K`` (an int) cuts the ticks into chunks of K and wraps each chunk in
 ``jax.checkpoint``: the backward pass keeps only the state at chunk boundaries and recomputes
-one chunk at a time, about one extra forward pass for O(T/K + K) residuals; ``remat=True``
-picks K = sqrt(T). The forward values are unchanged bit for bit. The hoisted synaptic currents
-``(B, T, N)`` are still stored, so the saving is bounded (``benchmarks/bench_openneuromorphic.py``
-measures it).
+one chunk at a time (synaptic currents included: each chunk runs its own matmul), about one
+extra forward pass for O(T/K + K) residuals; ``remat=True`` picks K = sqrt(T). With QAT
+(integer weights, spike inputs) the forward values are unchanged bit for bit; in float mode the
+chunked matmul may round differently in the last bit.
 """
 
 from __future__ import annotations
@@ -76,8 +76,7 @@ class SNN(nnx.Module):
         for syn, neuron in zip(self.synapses, self.neurons):
             if self.latency:
                 h = _delay_one_tick(h)
-            current = syn.split(h) if isinstance(neuron, CubaLIF) else syn(h)
-            h, v = self._run_neuron(neuron, current)
+            h, v = self._run_layer(syn, neuron, h)
             spikes.append(h)
             voltages.append(v)
         out = h
@@ -86,36 +85,42 @@ class SNN(nnx.Module):
             out = out / jnp.broadcast_to(last.quant_scale[...], last.shape)
         return SNNOutput(out, tuple(spikes), tuple(voltages))
 
-    def _run_neuron(self, neuron, current):
-        first = current[0] if isinstance(current, tuple) else current
+    def _run_layer(self, syn, neuron, h):
+        """One layer over all ticks: ``h`` ``(B, T, ...)`` in, spikes (or membrane) and voltages out."""
+
+        def currents(h_bt):  # (B, T', ...) -> the synapse's output, batch-major
+            return syn.split(h_bt) if isinstance(neuron, CubaLIF) else syn(h_bt)
+
+        first = jax.tree_util.tree_leaves(jax.eval_shape(currents, h[:, :1]))[0]
         carry = neuron.initialize_carry(first.shape[:1] + first.shape[2:])
-        xs = jax_tree_time_major(current)
 
         def body(carry, x_t):
             carry, y = neuron(carry, x_t)
             return carry, (y, neuron.voltage(carry))
 
-        y, v = _scan(body, carry, xs, self.remat)
+        if self.remat is False:
+            y, v = lax.scan(body, carry, jax_tree_time_major(currents(h)))[1]
+        else:
+            y, v = _chunked_scan(body, carry, jnp.swapaxes(h, 0, 1), currents, self.remat)
         return jnp.swapaxes(y, 0, 1), jnp.swapaxes(v, 0, 1)
 
 
-def _scan(body, carry, xs, remat):
-    """``lax.scan(body, carry, xs)[1]``, with chunked rematerialization when ``remat``."""
-    if remat is False:
-        return lax.scan(body, carry, xs)[1]
-    t = jax.tree_util.tree_leaves(xs)[0].shape[0]
+def _chunked_scan(body, carry, h, currents, remat):
+    """The neuron scan in checkpointed chunks of K ticks; each chunk computes its own synaptic
+    currents, so neither the currents nor the per-tick residuals are stored for the backward
+    pass, only ``h`` and the carry at chunk boundaries. ``h`` is time-major ``(T, B, ...)``."""
+    t = h.shape[0]
     k = max(1, math.isqrt(t)) if remat is True else min(int(remat), t)
     pad = (-t) % k  # zero ticks appended at the end cannot change earlier ticks
-
-    def chunks(a):
-        a = jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
-        return a.reshape((t + pad) // k, k, *a.shape[1:])
+    if pad:
+        h = jnp.concatenate([h, jnp.zeros((pad, *h.shape[1:]), h.dtype)])
+    h = h.reshape((t + pad) // k, k, *h.shape[1:])
 
     @jax.checkpoint
-    def chunk(c, xc):
-        return lax.scan(body, c, xc)
+    def chunk(c, hc):
+        return lax.scan(body, c, jax_tree_time_major(currents(jnp.swapaxes(hc, 0, 1))))
 
-    _, ys = lax.scan(chunk, carry, jax.tree_util.tree_map(chunks, xs))
+    _, ys = lax.scan(chunk, carry, h)
     return jax.tree_util.tree_map(lambda a: a.reshape(t + pad, *a.shape[2:])[:t], ys)
 
 

@@ -1,0 +1,328 @@
+"""Design rules: can the chip run this network? One small function per rule.
+
+Every rule takes the network (or, for the graph rules, a NIR graph) and the ``ChipSpec`` and
+returns a list of :class:`Violation`, each naming where (population, projection or node), the
+offending value and the limit. :func:`check` runs them all and returns every violation;
+:func:`require_deployable` raises one :class:`DesignRuleError` listing all of them.
+
+``qnet`` already validates each object when it is built, but arrays can be edited afterwards,
+a network may have been built against another ``ChipSpec``, and resource limits (SRAM per PE,
+PEs, chips, routing entries) only show once the whole network is mapped: ``check`` is the one
+place that looks at everything against one spec.
+
+Rules (name: what it checks):
+
+- ``weight_range``: integer weights within ``spec.weight_range(post model)`` (projections) and
+  ``spec.conv_weight_range`` (conv kernels); integral values only.
+- ``delays``: delays 0..``max_delay`` on delay models, 0 elsewhere.
+- ``exact_input_sum``: the largest possible |input sum| of a neuron in one tick, ``max(sum of
+  positive weights, sum of |negative weights|)`` over its synapses (conv: pooled inputs times
+  |taps|), stays below ``exact_input_sum_bound`` (2^24) so the float32 profile adds it exactly.
+- ``mac_accumulator``: a conv's largest |accumulator| (``C_in * kH * kW * pool_y * pool_x *
+  max|w|``) fits the signed ``mla_accumulator_bits`` accumulator of the MAC array.
+- ``atoms_per_core``: ``set_max_atoms_per_core`` does not exceed the model's limit.
+- ``sram_per_pe``: every PE's neuron and synapse bytes fit ``sram_data_bytes_per_pe``.
+- ``chips``: the PEs needed fit the chips available (``chips=``, one by default).
+- ``routing_entries``: each chip's routing entries fit ``routing_entries_per_chip``.
+- ``conv_target``: conv projections only into ``lif_conv2d`` populations.
+- ``projection_endpoints``: projections connect populations of the network, pre and post indices
+  inside them, and only neuron models receive synapses.
+- graph rules (``nir_consecutive_weights``, ``nir_unweighted_edge``): two weight nodes in a row
+  and neuron-to-neuron edges without weights, which py-spinnaker2's NIR import rejects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2jax.hwmodel.mapping import Mapping, map_to_cores
+from s2jax.qnet import Conv2DProjection, Network, Projection
+from s2jax.spec import NEURON_MODELS, SPINNAKER2, ChipSpec
+
+__all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "check_nir_graph"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: ``rule`` name, ``where`` (population / projection / node), the offending
+    ``value``, the ``limit``, and a one-line ``message`` naming all three."""
+
+    rule: str
+    where: str
+    value: object
+    limit: object
+    message: str
+
+    def __str__(self):
+        return f"[{self.rule}] {self.message}"
+
+
+class DesignRuleError(ValueError):
+    """Raised by :func:`require_deployable`; ``violations`` holds every broken rule."""
+
+    def __init__(self, violations):
+        self.violations = list(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(f"the chip cannot run this network ({len(self.violations)} violation(s)):\n{lines}")
+
+
+def _proj_name(proj) -> str:
+    kind = "conv projection" if isinstance(proj, Conv2DProjection) else "projection"
+    return f"{kind} {proj.pre.name!r} -> {proj.post.name!r}"
+
+
+# --- synapse rules -----------------------------------------------------------------------------------
+
+
+def weight_range(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for proj in net.projections:
+        where = _proj_name(proj)
+        w = np.asarray(proj.weights)
+        if isinstance(proj, Conv2DProjection):
+            (lo, hi), what = spec.conv_weight_range, "conv kernel"
+        elif proj.post.neuron_model in NEURON_MODELS:
+            (lo, hi), what = spec.weight_range(proj.post.neuron_model), f"model {proj.post.neuron_model!r}"
+        else:
+            continue  # projection_endpoints reports it
+        frac = w[np.mod(w, 1) != 0]
+        if frac.size:
+            out.append(Violation("weight_range", where, float(frac[0]), "an integer",
+                                 f"{where}: weight {frac[0]} is not an integer"))
+        bad = w[(w < lo) | (w > hi)]
+        if bad.size:
+            v = int(bad[np.argmax(np.abs(bad))])
+            out.append(Violation("weight_range", where, v, (lo, hi),
+                                 f"{where}: weight {v} outside [{lo}, {hi}] of {what}"))
+    return out
+
+
+def delays(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for proj in net.projections:
+        if isinstance(proj, Conv2DProjection) or not len(proj.delays):
+            continue
+        where, model = _proj_name(proj), proj.post.neuron_model
+        d = np.asarray(proj.delays)
+        if spec.has_delays(model):
+            bad = d[(d < 0) | (d > spec.max_delay)]
+            if bad.size:
+                out.append(Violation("delays", where, int(bad[0]), (0, spec.max_delay),
+                                     f"{where}: delay {int(bad[0])} outside [0, {spec.max_delay}] of model {model!r}"))
+        elif np.any(d != 0):
+            v = int(d[d != 0][0])
+            out.append(Violation("delays", where, v, 0,
+                                 f"{where}: delay {v} on model {model!r}, which has no delays (limit 0); "
+                                 f"delay models: {', '.join(spec.delay_models)}"))
+    return out
+
+
+def _conv_bound(proj: Conv2DProjection) -> int:
+    """Largest |sum| one conv output can receive in a tick: every pooled input at its maximum."""
+    cp, w = proj.conv_params, np.abs(np.asarray(proj.weights, np.int64))
+    pooled_max = cp["pool_x"] * cp["pool_y"]
+    return int(w.sum(axis=(0, 2, 3)).max()) * pooled_max if w.size else 0
+
+
+def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for pop in net.populations:
+        if pop.neuron_model not in NEURON_MODELS:
+            continue
+        pos = np.zeros(pop.size, np.int64)
+        neg = np.zeros(pop.size, np.int64)
+        conv = 0
+        for proj in net.projections:
+            if proj.post is not pop:
+                continue
+            if isinstance(proj, Conv2DProjection):
+                conv += _conv_bound(proj)
+                continue
+            w = np.asarray(proj.weights, np.int64)
+            post = np.asarray(proj.post_idx, np.int64)
+            ok = (post >= 0) & (post < pop.size)
+            np.add.at(pos, post[ok], np.where(w[ok] > 0, w[ok], 0))
+            np.add.at(neg, post[ok], np.where(w[ok] < 0, -w[ok], 0))
+        bound = int(max(pos.max(initial=0), neg.max(initial=0))) + conv
+        if bound >= spec.exact_input_sum_bound:
+            out.append(Violation(
+                "exact_input_sum", f"population {pop.name!r}", bound, spec.exact_input_sum_bound,
+                f"population {pop.name!r}: largest possible input sum per tick {bound:,} reaches "
+                f"{spec.exact_input_sum_bound:,}, above which float32 cannot hold it exactly"))
+    return out
+
+
+def mac_accumulator(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    limit = 2 ** (spec.mla_accumulator_bits - 1) - 1
+    for proj in net.projections:
+        if not isinstance(proj, Conv2DProjection):
+            continue
+        c_in, _, kh, kw = proj.weights.shape
+        cp = proj.conv_params
+        w_max = int(np.abs(np.asarray(proj.weights, np.int64)).max(initial=0))
+        acc = c_in * kh * kw * cp["pool_x"] * cp["pool_y"] * w_max
+        if acc > limit:
+            where = _proj_name(proj)
+            out.append(Violation(
+                "mac_accumulator", where, acc, limit,
+                f"{where}: accumulator bound C_in*kH*kW*pool*max|w| = {acc:,} exceeds the "
+                f"{spec.mla_accumulator_bits}-bit MAC accumulator ({limit:,})"))
+    return out
+
+
+def conv_target(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for proj in net.projections:
+        if isinstance(proj, Conv2DProjection) and proj.post.neuron_model != "lif_conv2d":
+            where = _proj_name(proj)
+            out.append(Violation("conv_target", where, proj.post.neuron_model, "lif_conv2d",
+                                 f"{where}: a conv projection must target a 'lif_conv2d' population, "
+                                 f"not {proj.post.neuron_model!r}"))
+    return out
+
+
+def projection_endpoints(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for proj in net.projections:
+        where = _proj_name(proj)
+        for pop in (proj.pre, proj.post):
+            if not any(pop is p for p in net.populations):
+                out.append(Violation("projection_endpoints", where, pop.name, "a population of the network",
+                                     f"{where}: population {pop.name!r} is not part of network {net.name!r}"))
+        if proj.post.neuron_model not in NEURON_MODELS:
+            out.append(Violation("projection_endpoints", where, proj.post.neuron_model, list(NEURON_MODELS),
+                                 f"{where}: population {proj.post.name!r} of model {proj.post.neuron_model!r} "
+                                 f"cannot receive synapses"))
+        if isinstance(proj, Projection):
+            for idx, pop, label in ((proj.pre_idx, proj.pre, "pre"), (proj.post_idx, proj.post, "post")):
+                idx = np.asarray(idx)
+                bad = idx[(idx < 0) | (idx >= pop.size)]
+                if bad.size:
+                    out.append(Violation("projection_endpoints", where, int(bad[0]), (0, pop.size - 1),
+                                         f"{where}: {label} index {int(bad[0])} outside [0, {pop.size - 1}] "
+                                         f"of population {pop.name!r}"))
+    return out
+
+
+# --- resource rules (read the mapping) -----------------------------------------------------------------
+
+
+def atoms_per_core(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for pop in net.populations:
+        limit = spec.atoms_per_core(pop.neuron_model)
+        if pop.max_atoms_per_core is not None and pop.max_atoms_per_core > limit:
+            out.append(Violation("atoms_per_core", f"population {pop.name!r}", pop.max_atoms_per_core, limit,
+                                 f"population {pop.name!r}: max atoms per core {pop.max_atoms_per_core} exceeds "
+                                 f"{limit} for model {pop.neuron_model!r}"))
+    return out
+
+
+def sram_per_pe(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Violation]:
+    out = []
+    limit = spec.sram_data_bytes_per_pe
+    for p in mapping.placements:
+        if p.sram_bytes > limit:
+            where = f"population {p.population!r}"
+            out.append(Violation(
+                "sram_per_pe", where, p.sram_bytes, limit,
+                f"{where}: neurons {p.start}..{p.stop - 1} on chip {p.chip} PE {p.pe} need {p.sram_bytes:,} bytes "
+                f"({p.neuron_bytes:,} neuron + {p.synapse_bytes:,} synapse), over the {limit:,} bytes of a PE"))
+    return out
+
+
+def chips(net: Network, spec: ChipSpec, mapping: Mapping, available: int = 1) -> list[Violation]:
+    if mapping.chips <= available:
+        return []
+    return [Violation("chips", f"network {net.name!r}", mapping.chips, available,
+                      f"network {net.name!r}: needs {mapping.pes} PEs on {mapping.chips} chips, "
+                      f"{available} chip(s) of {spec.pes_per_chip} PEs available")]
+
+
+def routing_entries(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Violation]:
+    out = []
+    for chip, n in enumerate(mapping.routing_entries):
+        if n > spec.routing_entries_per_chip:
+            out.append(Violation("routing_entries", f"chip {chip}", n, spec.routing_entries_per_chip,
+                                 f"chip {chip}: {n:,} routing entries exceed the router's "
+                                 f"{spec.routing_entries_per_chip:,}"))
+    return out
+
+
+NETWORK_RULES = (weight_range, delays, exact_input_sum, mac_accumulator, conv_target, projection_endpoints,
+                 atoms_per_core)
+MAPPING_RULES = (sram_per_pe, routing_entries)
+RULES = NETWORK_RULES + MAPPING_RULES + (chips,)
+
+
+def check(net, spec: ChipSpec = SPINNAKER2, *, chips_available: int = 1, mapping: Mapping | None = None
+          ) -> list[Violation]:
+    """Every design-rule violation of ``net`` (a ``qnet.Network`` or a ``nir.NIRGraph``) against
+    ``spec``; an empty list means the chip can run it. ``chips_available``: chips the network may
+    span (a 48-chip board: 48)."""
+    if not isinstance(net, Network):
+        return check_nir_graph(net)
+    out = []
+    for rule in NETWORK_RULES:
+        out += rule(net, spec)
+    if any(v.rule == "projection_endpoints" for v in out):
+        return out  # the mapping needs valid endpoints
+    mapping = mapping or map_to_cores(net, spec)
+    for rule in MAPPING_RULES:
+        out += rule(net, spec, mapping)
+    out += chips(net, spec, mapping, chips_available)
+    return out
+
+
+def require_deployable(net, spec: ChipSpec = SPINNAKER2, **kwargs) -> None:
+    """Raise :class:`DesignRuleError` listing every violation, if there is any."""
+    violations = check(net, spec, **kwargs)
+    if violations:
+        raise DesignRuleError(violations)
+
+
+# --- NIR graph rules -------------------------------------------------------------------------------------
+
+_WEIGHT_NODES = ("Affine", "Linear", "Conv2d", "Conv1d")
+_NEURON_NODES = ("LIF", "IF", "CubaLIF", "LI", "CubaLI", "I")
+_PASS_NODES = ("SumPool2d", "AvgPool2d", "Flatten")  # shape only: they pass the weight-ness along
+
+
+def check_nir_graph(graph) -> list[Violation]:
+    """The graph-level rules of py-spinnaker2's NIR import: no two weight nodes in a row (pooling
+    and flatten in between do not count) and no neuron-to-neuron edge without a weight node."""
+    try:
+        nodes, edges = graph.nodes, graph.edges
+    except AttributeError:
+        raise TypeError(f"check needs a qnet.Network or a nir.NIRGraph, got {type(graph).__name__}") from None
+    kind = {name: type(node).__name__ for name, node in nodes.items()}
+    preds = {name: [] for name in nodes}
+    for src, dst in edges:
+        if dst in preds:
+            preds[dst].append(src)
+
+    def source_kind(name, seen=()):
+        """The kind of the nearest non-pass-through node feeding ``name``'s input."""
+        kinds = set()
+        for p in preds.get(name, []):
+            if p in seen:
+                continue
+            k = kind.get(p, "Input")
+            kinds |= source_kind(p, (*seen, p)) if k in _PASS_NODES else {k}
+        return kinds
+
+    out = []
+    for name, k in kind.items():
+        srcs = source_kind(name)
+        if k in _WEIGHT_NODES and srcs & set(_WEIGHT_NODES):
+            out.append(Violation("nir_consecutive_weights", f"node {name!r}", k, "a neuron node in between",
+                                 f"node {name!r} ({k}) follows another weight node; the chip needs a neuron "
+                                 f"population between two weight layers (fold them into one)"))
+        if k in _NEURON_NODES and srcs & set(_NEURON_NODES):
+            out.append(Violation("nir_unweighted_edge", f"node {name!r}", k, "a weight node in between",
+                                 f"node {name!r} ({k}) is fed by a neuron node without weights; the chip "
+                                 f"connects populations only through projections"))
+    return out

@@ -1,0 +1,115 @@
+"""Latency and energy estimates from activity counts (a cost model, not a measurement).
+
+Per tick and per PE (placements of :func:`~s2jax.hwmodel.mapping.map_to_cores`)::
+
+    cycles = events * cycles_per_synaptic_event + neurons * cycles_per_neuron_update
+             + macs / macs_per_pe
+    latency per tick = max over PEs of cycles / pe_clock_hz        (PEs work in parallel)
+    energy per tick  = events * energy_per_synaptic_event_j + updates * energy_per_neuron_update_j
+                       + macs * energy_per_mac_j + PEs used * static_power_per_pe_w * tick_s
+
+``events``: synaptic events (every delivered synapse, counted at the receiving population; from a
+:class:`~s2jax.hwmodel.Trace` averaged over batch and ticks, or, without a trace, the worst
+case: every synapse every tick). A population's events are shared among its PEs in proportion
+to their neurons. ``lif_conv2d`` populations are charged MACs instead of events: the MAC array
+computes the whole convolution every tick (``C_out * H_out * W_out * C_in * kH * kW``).
+Every constant is a ``ChipSpec`` field tagged A with its source: these are estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2jax.hwmodel.mapping import Mapping, map_to_cores
+from s2jax.qnet import Conv2DProjection, Network
+from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+
+__all__ = ["CostEstimate", "estimate_cost"]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Per-tick activity and the cost model's latency and energy (all per sample)."""
+
+    synaptic_events_per_tick: float
+    neuron_updates_per_tick: int
+    macs_per_tick: int
+    pes: int
+    chips: int
+    latency_per_tick_s: float
+    energy_per_tick_j: float
+    tick_s: float
+    worst_case: bool
+    per_population: dict  # name -> {"events": float, "updates": int, "macs": int}
+
+    @property
+    def real_time(self) -> bool:
+        """Whether the busiest PE finishes a tick within the tick's wall time."""
+        return self.latency_per_tick_s <= self.tick_s
+
+    @property
+    def power_w(self) -> float:
+        return self.energy_per_tick_j / self.tick_s
+
+    def summary(self) -> str:
+        basis = "worst case (every synapse every tick)" if self.worst_case else "recorded activity"
+        lines = [
+            f"cost estimate per tick, {basis}; constants are ChipSpec assumptions (estimates):",
+            f"  synaptic events {self.synaptic_events_per_tick:,.1f}, neuron updates {self.neuron_updates_per_tick:,}, "
+            f"MACs {self.macs_per_tick:,}",
+            f"  {self.pes} PE(s) on {self.chips} chip(s); busiest PE {1e6 * self.latency_per_tick_s:,.1f} us per tick "
+            f"({'within' if self.real_time else 'OVER'} the {1e3 * self.tick_s:g} ms tick)",
+            f"  energy {1e9 * self.energy_per_tick_j:,.2f} nJ per tick, {1e3 * self.power_w:,.3f} mW",
+        ]
+        return "\n".join(lines)
+
+
+def _conv_macs(proj: Conv2DProjection) -> int:
+    c_in, c_out, kh, kw = proj.weights.shape
+    return int(c_out * proj.out_height * proj.out_width * c_in * kh * kw)
+
+
+def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping: Mapping | None = None
+                  ) -> CostEstimate:
+    """Cost of one tick of ``net`` (per sample), from ``trace`` (a ``Trace`` of ``hwmodel.run``)
+    or, when ``trace`` is None, for the worst case of every synapse active every tick."""
+    mapping = mapping or map_to_cores(net, spec)
+    names = [p.name for p in net.populations]
+    if trace is not None:
+        if tuple(trace.names) != tuple(names):
+            raise ValueError(f"the trace is of populations {list(trace.names)}, the network has {names}")
+        ev = np.asarray(trace.synaptic_events, np.float64)
+        events = ev.reshape(-1, ev.shape[-1]).mean(axis=0)
+    else:
+        events = np.zeros(len(names))
+        for proj in net.projections:
+            if not isinstance(proj, Conv2DProjection):
+                events[names.index(proj.post.name)] += len(proj.weights)
+    macs = {name: 0 for name in names}
+    for proj in net.projections:
+        if isinstance(proj, Conv2DProjection):
+            macs[proj.post.name] += _conv_macs(proj)
+    per_pop = {}
+    for k, pop in enumerate(net.populations):
+        conv = pop.neuron_model == "lif_conv2d"
+        per_pop[pop.name] = {"events": 0.0 if conv else float(events[k]),
+                             "updates": 0 if pop.neuron_model in INPUT_MODELS else pop.size,
+                             "macs": macs[pop.name]}
+
+    worst = 0.0
+    for p in mapping.placements:
+        share = p.size / net.population(p.population).size
+        a = per_pop[p.population]
+        cycles = (share * a["events"] * spec.cycles_per_synaptic_event
+                  + (p.size if a["updates"] else 0) * spec.cycles_per_neuron_update
+                  + share * a["macs"] / spec.macs_per_pe)
+        worst = max(worst, cycles / spec.pe_clock_hz)
+    total_events = sum(a["events"] for a in per_pop.values())
+    total_updates = sum(a["updates"] for a in per_pop.values())
+    total_macs = sum(a["macs"] for a in per_pop.values())
+    energy = (total_events * spec.energy_per_synaptic_event_j + total_updates * spec.energy_per_neuron_update_j
+              + total_macs * spec.energy_per_mac_j + mapping.pes * spec.static_power_per_pe_w * spec.tick_s)
+    return CostEstimate(float(total_events), int(total_updates), int(total_macs), mapping.pes, mapping.chips,
+                        float(worst), float(energy), spec.tick_s, trace is None, per_pop)
