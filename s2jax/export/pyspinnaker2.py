@@ -1,0 +1,485 @@
+"""py-spinnaker2 bundles: a network as data plus a script that runs it on a SpiNNaker2 chip.
+
+:func:`to_pyspinnaker2` writes a folder that needs only numpy and py-spinnaker2 on the machine
+next to the board::
+
+    bundle/
+      network.json          structure: populations (name, size, neuron_model, string params,
+                            record, max_atoms_per_core), projections (pre, post, kind, conv
+                            params), timesteps, eth_ip, sys_tick_in_s, format version, s2jax version
+      arrays.npz            every number: per population ``pop<i>.<param>`` (float64 or int64,
+                            shape () for a scalar or (size,) per neuron), spike_list sources as
+                            ``pop<i>.spike_neurons`` (K,) int32 and ``pop<i>.spike_times`` (S, 2)
+                            int32 rows (neuron, tick); per projection ``proj<j>.connections``
+                            (M, 4) int32 rows [pre, post, weight, delay] or ``proj<j>.kernel``
+                            int8 (C_in, C_out, kH, kW). Loads with ``allow_pickle=False``.
+      run_on_spinnaker2.py  rebuilds the network with ``spinnaker2.snn``, runs it with
+                            ``hardware.SpiNNaker2Chip`` and writes results.npz
+
+Numbers live only in the npz: float parameters keep every bit (the readout threshold
+``float32 max``, or ``inf``, would not survive every JSON reader). Population ``i`` and projection
+``j`` are positions in ``network.json``'s lists, the network's order.
+
+Example (``T = 20`` ticks)::
+
+    folder = to_pyspinnaker2(net, "bundle", timesteps=20)
+    # on the board's host:  python bundle/run_on_spinnaker2.py --eth-ip 192.168.1.17
+    chip = load_results(folder, net)       # {name: {"spikes": (20, n) bool, "voltages": (20, n) float32}}
+    compare(folder, net)                   # {name: None} when chip and chip model agree exactly
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import textwrap
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from s2jax import qnet
+from s2jax.hwmodel.program import compile_network
+from s2jax.hwmodel.simulator import run, to_volts
+from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Difference", "compare", "load_pyspinnaker2", "load_results",
+           "to_pyspinnaker2"]
+
+BUNDLE_FORMAT = "s2jax-pyspinnaker2-bundle"
+BUNDLE_VERSION = 1
+NETWORK_FILE, ARRAYS_FILE, SCRIPT_FILE, RESULTS_FILE = (
+    "network.json", "arrays.npz", "run_on_spinnaker2.py", "results.npz")
+
+_INT32 = np.iinfo(np.int32)
+_INT64 = np.iinfo(np.int64)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _number_array(value, where: str) -> np.ndarray:
+    """A parameter as stored: int64 when given as integers (e.g. ``t_refrac``), float64 otherwise."""
+    arr = np.asarray(value)
+    if arr.dtype.kind in "biu":
+        if arr.size and (arr.min() < _INT64.min or arr.max() > _INT64.max):
+            raise ValueError(f"{where}: integer value outside int64")
+        return arr.astype(np.int64)
+    return arr.astype(np.float64)
+
+
+def _int32(values, where: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.int64)
+    if arr.size and (arr.min() < _INT32.min or arr.max() > _INT32.max):
+        raise ValueError(f"{where}: value outside int32")
+    return arr.astype(np.int32)
+
+
+def _describe(net: qnet.Network, timesteps: int, eth_ip: str, sys_tick_in_s: float):
+    """``(network.json dict, arrays)`` of a validated network."""
+    import s2jax  # at call time: s2jax/__init__ may import this module before defining __version__
+
+    net.validate()
+    if net.name is not None and not isinstance(net.name, str):
+        raise ValueError(f"the network's name must be a string or None, got {net.name!r}")
+    arrays: dict[str, np.ndarray] = {}
+    pops = []
+    for i, p in enumerate(net.populations):
+        if not isinstance(p.name, str):
+            raise ValueError(f"population {i} of network {net.name!r}: the name must be a string, got {p.name!r}")
+        entry = {"name": p.name, "size": p.size, "neuron_model": p.neuron_model, "record": list(p.record),
+                 "max_atoms_per_core": p.max_atoms_per_core}
+        where = f"population {p.name!r}"
+        if p.neuron_model in INPUT_MODELS:
+            neurons = list(p.params)
+            pairs = [(n, t) for n in neurons for t in p.params[n]]
+            arrays[f"pop{i}.spike_neurons"] = _int32(neurons, f"{where}: spike_list neuron")
+            arrays[f"pop{i}.spike_times"] = _int32(pairs, f"{where}: spike tick").reshape(-1, 2)
+        else:
+            entry["params"] = {k: v for k, v in p.params.items() if isinstance(v, str)}
+            entry["array_params"] = {}
+            for key, value in p.params.items():
+                if isinstance(value, str):
+                    continue
+                arr = _number_array(value, f"{where}: parameter {key!r}")
+                arrays[f"pop{i}.{key}"] = arr
+                entry["array_params"][key] = "scalar" if arr.ndim == 0 else "per_neuron"
+        pops.append(entry)
+    projs = []
+    for j, proj in enumerate(net.projections):
+        entry = {"pre": proj.pre.name, "post": proj.post.name}
+        if isinstance(proj, qnet.Conv2DProjection):
+            w = proj.weights
+            fits = w.size == 0 or (w.min() >= -128 and w.max() <= 127)
+            arrays[f"proj{j}.kernel"] = w.astype(np.int8 if fits else np.int32)
+            entry.update(kind="conv2d", kernel_shape=list(w.shape), conv_params=dict(proj.conv_params))
+        else:
+            arrays[f"proj{j}.connections"] = proj.connections.astype(np.int32)
+            entry.update(kind="projection", synapses=len(proj.weights))
+        projs.append(entry)
+    meta = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "s2jax_version": s2jax.__version__,
+            "network": net.name, "timesteps": timesteps, "eth_ip": eth_ip, "sys_tick_in_s": sys_tick_in_s,
+            "populations": pops, "projections": projs}
+    return meta, arrays
+
+
+def _script(meta: dict, arrays: dict[str, np.ndarray]) -> str:
+    """The generated run script: fixed helpers plus explicit lines per population and projection."""
+    lines = []
+    wrap = lambda text, indent: textwrap.wrap(  # noqa: E731
+        text, 110, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False)
+    for i, p in enumerate(meta["populations"]):
+        if p["neuron_model"] in INPUT_MODELS:
+            params = f"spike_times(arrays, {i})"
+            note = f"{p['size']} spike sources, {len(arrays[f'pop{i}.spike_times'])} spikes"
+        else:
+            params = f"neuron_params(bundle, arrays, {i})"
+            shown = [f"{k}={v!r}" for k, v in p["params"].items()]
+            shown += [f"{k}=<per-neuron>" if kind == "per_neuron" else f"{k}={arrays[f'pop{i}.{k}'].item()!r}"
+                      for k, kind in p["array_params"].items()]
+            note = f"{p['size']} {p['neuron_model']} neurons, " + ", ".join(shown)
+        lines += wrap(f"{p['name']!r}: {note}", "    # ")
+        lines.append(f"    pop[{i}] = snn.Population(size={p['size']}, neuron_model={p['neuron_model']!r}, "
+                     f"params={params},")
+        lines.append(f"                            name={p['name']!r}, record={p['record']!r})")
+        if p["max_atoms_per_core"] is not None:
+            lines.append(f"    pop[{i}].set_max_atoms_per_core({p['max_atoms_per_core']})")
+    names = {p["name"]: i for i, p in enumerate(meta["populations"])}
+    if meta["projections"]:
+        lines.append("")
+    for j, c in enumerate(meta["projections"]):
+        pre, post = names[c["pre"]], names[c["post"]]
+        size = f"kernel {tuple(c['kernel_shape'])}" if c["kind"] == "conv2d" else f"{c['synapses']} synapses"
+        lines.append(f"    # {c['pre']!r} -> {c['post']!r}: {size}")
+        if c["kind"] == "conv2d":
+            conv = ", ".join(f"{k}={v!r}" for k, v in c["conv_params"].items())
+            lines.append(f"    proj[{j}] = snn.Conv2DProjection(pop[{pre}], pop[{post}], "
+                         f"arrays['proj{j}.kernel'], dict(")
+            lines += wrap(conv + "))", " " * 8)
+        else:
+            lines.append(f"    proj[{j}] = snn.Projection(pre=pop[{pre}], post=pop[{post}], "
+                         f"connections=arrays['proj{j}.connections'].tolist())")
+    network = "snn.Network()" if meta["network"] is None else f"snn.Network({meta['network']!r})"
+    return _SCRIPT.format(name=meta["network"], version=meta["s2jax_version"], fmt=BUNDLE_FORMAT,
+                          fmt_version=BUNDLE_VERSION, build="\n".join(lines), network=network,
+                          timesteps=meta["timesteps"], n_pops=len(meta["populations"]),
+                          n_projs=len(meta["projections"]))
+
+
+def _replace_folder(tmp: Path, target: Path):
+    """Move the finished ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old)
+
+
+def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = "192.168.1.17",
+                    sys_tick_in_s: float = 1e-3, overwrite: bool = False) -> Path:
+    """Write ``net`` as a py-spinnaker2 bundle (see the module docstring) into ``folder``.
+
+    ``timesteps``, ``eth_ip`` and ``sys_tick_in_s`` are the script's defaults (``--timesteps``,
+    ``--eth-ip``, ``--sys-tick-in-s`` override them). A non-empty ``folder`` is refused unless
+    ``overwrite=True``. The bundle is built in a hidden folder next to ``folder`` and renamed into
+    place at the end: on any error nothing half-written remains and an existing bundle is kept.
+    Returns the bundle's path.
+    """
+    if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+    if not isinstance(eth_ip, str) or not eth_ip:
+        raise ValueError(f"eth_ip must be a non-empty string, got {eth_ip!r}")
+    if isinstance(sys_tick_in_s, bool) or not np.isfinite(sys_tick_in_s) or not sys_tick_in_s > 0:
+        raise ValueError(f"sys_tick_in_s must be a positive number of seconds, got {sys_tick_in_s!r}")
+    target = Path(folder).resolve()
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
+    meta, arrays = _describe(net, int(timesteps), eth_ip, float(sys_tick_in_s))
+    network_json = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    script = _script(meta, arrays)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    try:
+        (tmp / NETWORK_FILE).write_text(network_json)
+        with open(tmp / ARRAYS_FILE, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        (tmp / SCRIPT_FILE).write_text(script)
+        _replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _read_bundle(folder) -> tuple[dict, dict[str, np.ndarray]]:
+    folder = Path(folder)
+    meta = json.loads((folder / NETWORK_FILE).read_text())
+    if meta.get("format") != BUNDLE_FORMAT or meta.get("format_version") != BUNDLE_VERSION:
+        raise ValueError(f"{folder / NETWORK_FILE}: not a {BUNDLE_FORMAT} version {BUNDLE_VERSION} bundle "
+                         f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})")
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    return meta, arrays
+
+
+def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
+    """Rebuild the :class:`~s2jax.qnet.Network` of a bundle (the script is not run).
+
+    Scalar parameters come back as Python numbers, per-neuron ones as float64 / int64 arrays;
+    projections are validated against ``spec`` (the bundle does not record a non-default spec).
+    """
+    meta, arrays = _read_bundle(folder)
+    pops = []
+    for i, p in enumerate(meta["populations"]):
+        if p["neuron_model"] in INPUT_MODELS:
+            params = {int(n): [] for n in arrays[f"pop{i}.spike_neurons"]}
+            for n, t in arrays[f"pop{i}.spike_times"].tolist():
+                params[n].append(t)
+        else:
+            params = dict(p["params"])
+            for key in p["array_params"]:
+                arr = arrays[f"pop{i}.{key}"]
+                params[key] = arr.item() if arr.ndim == 0 else arr
+        pop = qnet.Population(p["size"], p["neuron_model"], params, name=p["name"], record=p["record"])
+        if p["max_atoms_per_core"] is not None:
+            pop.set_max_atoms_per_core(p["max_atoms_per_core"])
+        pops.append(pop)
+    by_name = {p.name: p for p in pops}
+    projs = []
+    for j, c in enumerate(meta["projections"]):
+        pre, post = by_name[c["pre"]], by_name[c["post"]]
+        if c["kind"] == "conv2d":
+            projs.append(qnet.Conv2DProjection(pre, post, arrays[f"proj{j}.kernel"], c["conv_params"], spec=spec))
+        else:
+            projs.append(qnet.Projection(pre, post, arrays[f"proj{j}.connections"], spec=spec))
+    return qnet.Network(meta["network"]).add(*pops, *projs)
+
+
+def _read_results(folder, net: qnet.Network):
+    """``(timesteps, {name: {"spikes", "voltages"}})`` of the chip run saved in results.npz."""
+    folder = Path(folder)
+    meta, _ = _read_bundle(folder)
+    path = folder / RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run {folder / SCRIPT_FILE} on the board's host first")
+    with np.load(path, allow_pickle=False) as f:
+        res = {k: f[k] for k in f.files}
+    timesteps = int(res["timesteps"])
+    out = {}
+    for i, p in enumerate(meta["populations"]):
+        if not p["record"]:
+            continue
+        size = net.population(p["name"]).size
+        if size != p["size"]:
+            raise ValueError(f"population {p['name']!r} has {size} neurons in net but {p['size']} in the bundle")
+        rec = {}
+        if "spikes" in p["record"]:
+            pairs = res[f"pop{i}.spikes"].reshape(-1, 2)
+            bad = (pairs[:, 0] < 0) | (pairs[:, 0] >= size) | (pairs[:, 1] < 0) | (pairs[:, 1] >= timesteps)
+            if np.any(bad):
+                n, t = pairs[bad][0]
+                raise ValueError(f"population {p['name']!r}: the chip reported a spike of neuron {n} at tick {t}, "
+                                 f"outside {size} neurons x {timesteps} ticks")
+            spikes = np.zeros((timesteps, size), bool)
+            spikes[pairs[:, 1], pairs[:, 0]] = True
+            rec["spikes"] = spikes
+        if "v" in p["record"]:
+            neurons, values = res[f"pop{i}.v_neurons"], res[f"pop{i}.v"]
+            if neurons.size and (neurons.min() < 0 or neurons.max() >= size):
+                raise ValueError(f"population {p['name']!r}: voltages of neurons outside [0, {size - 1}]")
+            volts = np.full((values.shape[1] if values.ndim == 2 else 0, size), np.nan, np.float32)
+            volts[:, neurons] = values.T.astype(np.float32)
+            rec["voltages"] = volts
+        out[p["name"]] = rec
+    return timesteps, out
+
+
+def load_results(folder, net: qnet.Network) -> dict[str, dict[str, np.ndarray]]:
+    """The chip's recordings from ``results.npz``, in the layout of the chip model's ``Trace``.
+
+    Returns ``{name: {"spikes": (T, n) bool, "voltages": (T, n) float32}}`` for every population
+    that records something (only the recorded keys): exactly ``trace.spikes[name][0]`` and
+    ``trace.voltages[name][0]`` of :func:`s2jax.hwmodel.run` in the float32 profile (``Trace`` is
+    ``(B, T, n)``; this is batch element 0; a fixed-profile trace holds raw s16.15, compare with
+    ``to_volts``), with ``T`` the ticks the script ran. Voltages are the values after reset as the
+    chip reported them, cast to float32; a neuron or tick the chip did not report is NaN (if
+    the chip returned L != T voltages per neuron, the voltage array has L rows). ``net`` gives the
+    population sizes and must have the bundle's population names.
+    """
+    return _read_results(folder, net)[1]
+
+
+class Difference(NamedTuple):
+    """Where the chip first departs from the chip model in one population."""
+
+    tick: int
+    neuron: int
+    quantity: str  # "voltages" or "spikes"
+    chip: float  # the chip's value (a spike as 1.0 / 0.0; NaN where not reported)
+    model: float  # the chip model's value
+
+
+def _first_difference(chip: np.ndarray, model: np.ndarray, quantity: str) -> Difference | None:
+    ticks = min(chip.shape[0], model.shape[0])
+    a, b = chip[:ticks], model[:ticks]
+    differ = a != b
+    if quantity == "voltages":
+        differ &= ~(np.isnan(a) & np.isnan(b))
+    hits = np.argwhere(differ)
+    if hits.size:
+        t, n = (int(x) for x in hits[0])
+        return Difference(t, n, quantity, float(a[t, n]), float(b[t, n]))
+    if chip.shape[0] != model.shape[0]:
+        value = lambda x: float(x[ticks, 0]) if x.shape[0] > ticks else float("nan")  # noqa: E731
+        return Difference(ticks, 0, quantity, value(chip), value(model))
+    return None
+
+
+def compare(folder, net: qnet.Network | None = None, profile: str = "float32", *,
+            spec: ChipSpec = SPINNAKER2) -> dict[str, Difference | None]:
+    """Run the chip model on the bundled network and compare it with the chip's ``results.npz``.
+
+    ``net`` defaults to :func:`load_pyspinnaker2` of the bundle. The model runs the ticks the
+    script ran, with the spike_list inputs of ``net``. Returns ``{name: None}`` where every recorded
+    spike and voltage is identical (float32 bits), else the earliest :class:`Difference` (by tick,
+    voltages before spikes at the same tick, then by neuron).
+    """
+    if net is None:
+        net = load_pyspinnaker2(folder, spec=spec)
+    timesteps, chip = _read_results(folder, net)
+    prog = compile_network(net, profile, spec)
+    inputs = {}
+    for name in prog.layout.input_names:
+        pop = net.population(name)
+        x = np.zeros((1, timesteps, pop.size), bool)
+        for idx, ticks in pop.params.items():
+            x[0, [t for t in ticks if t < timesteps], idx] = True
+        inputs[name] = x
+    _, trace = jax.jit(run, static_argnames="timesteps")(prog, inputs or None, timesteps=timesteps)
+    out = {}
+    for name, rec in chip.items():
+        found = []
+        if "voltages" in rec:
+            model_v = to_volts(trace.voltages[name][0], prog.layout).astype(np.float32)
+            found.append(_first_difference(rec["voltages"], model_v, "voltages"))
+        if "spikes" in rec:
+            found.append(_first_difference(rec["spikes"], np.asarray(trace.spikes[name][0]), "spikes"))
+        found = [d for d in found if d is not None]
+        out[name] = min(found, key=lambda d: (d.tick, d.quantity != "voltages", d.neuron)) if found else None
+    return out
+
+
+_SCRIPT = '''\
+#!/usr/bin/env python3
+"""Run an s2jax network bundle on a SpiNNaker2 chip with py-spinnaker2.
+
+Generated by s2jax {version} ({fmt} version {fmt_version}). Needs numpy and py-spinnaker2 only:
+
+    python run_on_spinnaker2.py [--eth-ip IP] [--timesteps T] [--sys-tick-in-s SECONDS]
+
+The defaults (eth_ip, timesteps, sys_tick_in_s) are in network.json.
+
+Reads network.json and arrays.npz next to this file and writes results.npz there (no pickle):
+"timesteps" and "sys_tick_in_s" of the run; per recorded population i, "pop<i>.spikes" (K, 2)
+int64 rows (neuron, tick) from get_spikes(), and "pop<i>.v_neurons" (M,) int64 with "pop<i>.v"
+(M, L) float64 from get_voltages() (NaN-padded if the traces differ in length).
+s2jax.export.load_results(folder, net) turns them into (T, n) arrays.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+
+import numpy as np
+from spinnaker2 import hardware, snn
+
+# network {name!r}: {n_pops} populations, {n_projs} projections, {timesteps} ticks by default
+HERE = pathlib.Path(__file__).resolve().parent
+FORMAT, FORMAT_VERSION = {fmt!r}, {fmt_version!r}
+
+
+def neuron_params(bundle, arrays, i):
+    """Parameters of population i as py-spinnaker2 takes them: strings, floats, ints, lists."""
+    pop = bundle["populations"][i]
+    params = dict(pop["params"])  # strings, e.g. "reset"
+    for key in pop["array_params"]:  # numbers, bit-exact, from the npz
+        params[key] = arrays[f"pop{{i}}.{{key}}"].tolist()  # shape () -> float / int, (n,) -> list
+    return params
+
+
+def spike_times(arrays, i):
+    """{{neuron: [tick, ...]}} of spike_list population i."""
+    times = {{int(n): [] for n in arrays[f"pop{{i}}.spike_neurons"]}}
+    for n, t in arrays[f"pop{{i}}.spike_times"].tolist():
+        times[n].append(t)
+    return times
+
+
+def save_results(bundle, pop, args):
+    out = {{"timesteps": np.asarray(args.timesteps, np.int64),
+           "sys_tick_in_s": np.asarray(args.sys_tick_in_s, np.float64)}}
+    for i, desc in enumerate(bundle["populations"]):
+        if "spikes" in desc["record"]:
+            spikes = pop[i].get_spikes()
+            pairs = [(int(n), int(t)) for n, ticks in spikes.items() for t in ticks]
+            out[f"pop{{i}}.spikes"] = np.asarray(pairs, np.int64).reshape(-1, 2)
+        if "v" in desc["record"]:
+            voltages = pop[i].get_voltages()
+            neurons = sorted(int(n) for n in voltages)
+            traces = [np.asarray(v, np.float64).reshape(-1) for v in (voltages[n] for n in neurons)]
+            rows = np.full((len(neurons), max([len(v) for v in traces], default=0)), np.nan)
+            for row, v in zip(rows, traces):
+                row[: len(v)] = v
+            out[f"pop{{i}}.v_neurons"] = np.asarray(neurons, np.int64)
+            out[f"pop{{i}}.v"] = rows
+    tmp = HERE / "results.npz.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **out)
+    os.replace(tmp, HERE / "results.npz")
+
+
+def main(argv=None):
+    bundle = json.loads((HERE / "network.json").read_text())
+    if (bundle["format"], bundle["format_version"]) != (FORMAT, FORMAT_VERSION):
+        raise SystemExit(f"network.json is {{bundle['format']}} v{{bundle['format_version']}}, "
+                         f"this script reads {{FORMAT}} v{{FORMAT_VERSION}}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eth-ip", default=bundle["eth_ip"], help="the chip's IP address (default: %(default)s)")
+    parser.add_argument("--timesteps", type=int, default=bundle["timesteps"],
+                        help="ticks to run (default: %(default)s)")
+    parser.add_argument("--sys-tick-in-s", type=float, default=bundle["sys_tick_in_s"],
+                        help="wall time of one tick in seconds (default: %(default)s)")
+    args = parser.parse_args(argv)
+    with np.load(HERE / "arrays.npz", allow_pickle=False) as f:
+        arrays = {{key: f[key] for key in f.files}}
+
+    pop, proj = {{}}, {{}}
+{build}
+
+    net = {network}
+    net.add(*pop.values(), *proj.values())
+    hw = hardware.SpiNNaker2Chip(eth_ip=args.eth_ip)
+    hw.run(net, args.timesteps, sys_tick_in_s=args.sys_tick_in_s)
+    save_results(bundle, pop, args)
+    print(f"wrote {{HERE / 'results.npz'}}")
+
+
+if __name__ == "__main__":
+    main()
+'''
