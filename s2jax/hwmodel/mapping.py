@@ -234,7 +234,7 @@ def _routes(net: Network, first: dict, starts: dict, n_placements: int, spec: Ch
     keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
     src_all, dst_all = keys // n_placements, keys % n_placements
     routes = []
-    counts = np.zeros(max(n_placements - 1, 0) // spec.pes_per_chip + 1 if n_placements else 0, np.int64)
+    counts = np.zeros(-(-n_placements // spec.pes_per_chip), np.int64)
     bounds = np.searchsorted(src_all, np.arange(n_placements + 1))
     for s in range(n_placements):
         dst = dst_all[bounds[s]: bounds[s + 1]]
@@ -242,10 +242,10 @@ def _routes(net: Network, first: dict, starts: dict, n_placements: int, spec: Ch
             continue
         own = s // spec.pes_per_chip
         chips = dst // spec.pes_per_chip
+        mine = [Route(int(c), s, tuple(int(d) for d in dst[chips == c])) for c in np.unique(chips)]
         if not np.any(chips == own):
-            routes.append(Route(own, s, ()))
-        for c in np.unique(chips):
-            routes.append(Route(int(c), s, tuple(int(d) for d in dst[chips == c])))
+            mine.append(Route(own, s, ()))
+        routes.extend(sorted(mine, key=lambda r: r.chip))
     for r in routes:
         counts[r.chip] += 1
     return tuple(routes), tuple(int(c) for c in counts)
@@ -257,6 +257,9 @@ def map_to_cores(net: Network, spec: ChipSpec = SPINNAKER2) -> Mapping:
     Raises ``ValueError`` only for a malformed network (a projection to a population that was not
     added); a network too big for the chip is mapped anyway and the design rules report it.
     """
+    if spec.routing_entry_rule != "per_source_pe_and_chip":
+        raise ValueError(f"routing_entry_rule {spec.routing_entry_rule!r} is not implemented; "
+                         f"known: 'per_source_pe_and_chip'")
     net.validate()
     placements: list[Placement] = []
     first, starts = {}, {}
