@@ -1,27 +1,206 @@
-"""The ``s2jax`` command."""
+"""The ``s2jax`` command: check, inspect, export and simulate networks for SpiNNaker2.
+
+FILE is any of: a NIR file (``.nir`` / HDF5, read with py-spinnaker2's conversion settings), a
+py-spinnaker2 bundle folder (written by ``s2jax export --to pyspinnaker2``), or a board image
+(``s2jax export --to image``). Bad input ends with exit status 2 and one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  s2jax check model.nir                 can the chip run it? every reason it cannot
+  s2jax inspect model.nir               populations, PEs, memory and estimated cost
+  s2jax export model.nir --to image --out model.s2img
+  s2jax export model.nir --to pyspinnaker2 --out bundle/ --timesteps 100
+  s2jax simulate bundle/ --timesteps 100
+"""
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="s2jax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: str = "subtract"):
+    """A ``qnet.Network`` from a bundle folder, a board image or a NIR file (told apart by content)."""
+    from s2jax.export import image, pyspinnaker2
+    from s2jax.export import nir as s2nir
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return pyspinnaker2.load_pyspinnaker2(path)
+    with open(path, "rb") as f:
+        head = f.read(len(image.MAGIC))
+    if head == image.MAGIC:
+        return image.load_image(path)
+    return s2nir.from_nir(path, dt=dt, integrator=integrator, reset=reset, output="qnet")
+
+
+def _inputs_from_params(net, timesteps):
+    """Spike arrays ``(1, T, n)`` from the spike_list populations' own spike times."""
+    import numpy as np
+
+    inputs = {}
+    for pop in net.populations:
+        if pop.neuron_model == "spike_list":
+            x = np.zeros((1, timesteps, pop.size), bool)
+            for idx, ticks in pop.params.items():
+                x[0, [t for t in ticks if t < timesteps], idx] = True
+            inputs[pop.name] = x
+    return inputs
+
+
+def _populations_table(net, mapping) -> str:
+    rows = [f"{'population':<16} {'model':<22} {'neurons':>8} {'PEs':>5} {'max SRAM/PE (B)':>16}"]
+    for pop in net.populations:
+        slices = mapping.of(pop.name)
+        sram = max((p.sram_bytes for p in slices), default=0)
+        rows.append(f"{pop.name:<16} {pop.neuron_model:<22} {pop.size:>8} {len(slices):>5} {sram:>16,}")
+    return "\n".join(rows)
+
+
+def cmd_check(args) -> int:
+    from s2jax.export import rules
+    from s2jax.hwmodel.mapping import map_to_cores
+
+    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
+    violations = rules.check(net, chips_available=args.chips)
+    mapping = map_to_cores(net) if not any(v.rule == "projection_endpoints" for v in violations) else None
+    if mapping is not None:
+        print(f"network {net.name!r}: {len(net.populations)} populations on {mapping.pes} PE(s), "
+              f"{mapping.chips} chip(s); routing entries per chip {list(mapping.routing_entries)}")
+    if not violations:
+        print("OK: the chip can run this network")
+        return 0
+    print(f"{len(violations)} design-rule violation(s):")
+    for v in violations:
+        print(f"  - {v}")
+    return 1
+
+
+def cmd_inspect(args) -> int:
+    from s2jax.hwmodel.cost import estimate_cost
+    from s2jax.hwmodel.mapping import map_to_cores
+
+    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
+    mapping = map_to_cores(net)
+    n_syn = sum(getattr(p, "weights").size for p in net.projections)
+    print(f"network {net.name!r}: {sum(p.size for p in net.populations):,} neurons, {n_syn:,} synapses "
+          f"(conv kernels counted per tap), {mapping.pes} PE(s) on {mapping.chips} chip(s)")
+    print(_populations_table(net, mapping))
+    print(estimate_cost(net, mapping=mapping).summary())
+    return 0
+
+
+def cmd_export(args) -> int:
+    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
+    out = Path(args.out)
+    if args.to == "image":
+        from s2jax.export import image
+
+        image.save_image(net, out)
+    elif args.to == "pyspinnaker2":
+        from s2jax.export import pyspinnaker2
+
+        pyspinnaker2.to_pyspinnaker2(net, out, timesteps=args.timesteps)
+    else:
+        import nir
+
+        from s2jax.export import nir as s2nir
+
+        graph = s2nir.to_nir(net)
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            nir.write(str(tmp), graph)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import jax
+    import numpy as np
+
+    from s2jax import hwmodel
+
+    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
+    prog = hwmodel.compile_network(net, args.profile)
+    inputs = _inputs_from_params(net, args.timesteps)
+    _, trace = jax.jit(hwmodel.run, static_argnames="timesteps")(prog, inputs or None, timesteps=args.timesteps)
+    print(f"{args.timesteps} ticks, {args.profile} profile")
+    for name, s in trace.spikes.items():
+        s = np.asarray(s[0])
+        print(f"  {name:<16} {int(s.sum()):>8} spikes  ({s.any(axis=0).sum()} of {s.shape[1]} neurons fired)")
+    if args.out:
+        arrays = {f"spikes/{k}": np.asarray(v[0]) for k, v in trace.spikes.items()}
+        arrays.update({f"voltages/{k}": np.asarray(v[0]) for k, v in trace.voltages.items()})
+        np.savez(args.out, **arrays)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _add_nir_options(p):
+    p.add_argument("--dt", type=float, default=1e-3, help="NIR import: tick length in seconds (default 1e-3)")
+    p.add_argument("--integrator", choices=["forward", "exponential"], default="forward",
+                   help="NIR import: alpha_decay = 1 - dt/tau (forward) or exp(-dt/tau)")
+    p.add_argument("--reset", choices=["subtract", "zero"], default="subtract", help="NIR import: reset mode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2jax", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     q = sub.add_parser("quickstart", help="build a small network, run it on the chip model and print it")
     q.add_argument("--profile", choices=["float32", "fixed"], default="float32")
     sub.add_parser("assumptions", help="print the table of modelling assumptions (ChipSpec fields tagged A)")
-    args = parser.parse_args(argv)
+
+    c = sub.add_parser("check", help="design-rule check: can the chip run FILE, and every reason it cannot")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--chips", type=int, default=1, help="chips the network may span (default 1)")
+    _add_nir_options(c)
+
+    i = sub.add_parser("inspect", help="populations, sizes, PEs, memory per PE and estimated cost of FILE")
+    i.add_argument("file", metavar="FILE")
+    _add_nir_options(i)
+
+    e = sub.add_parser("export", help="write FILE as a NIR file, a py-spinnaker2 bundle or a board image")
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("--to", choices=["nir", "pyspinnaker2", "image"], required=True)
+    e.add_argument("--out", required=True, help="output file (nir, image) or folder (pyspinnaker2)")
+    e.add_argument("--timesteps", type=int, default=100, help="ticks the py-spinnaker2 script runs (default 100)")
+    _add_nir_options(e)
+
+    s = sub.add_parser("simulate", help="run FILE on the chip model, inputs from its spike_list populations")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--timesteps", type=int, required=True)
+    s.add_argument("--profile", choices=["float32", "fixed"], default="float32")
+    s.add_argument("--out", help="save spikes and voltages to this .npz")
+    _add_nir_options(s)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "quickstart":
         from s2jax.quickstart import main as quickstart
 
         quickstart(profile=args.profile)
-    elif args.command == "assumptions":
+        return 0
+    if args.command == "assumptions":
         from s2jax.spec import assumptions_table
 
         print(assumptions_table())
-    return 0
+        return 0
+    handler = {"check": cmd_check, "inspect": cmd_inspect, "export": cmd_export, "simulate": cmd_simulate}
+    try:
+        return handler[args.command](args)
+    except (ValueError, OSError, KeyError, TypeError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"s2jax {args.command}: error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
