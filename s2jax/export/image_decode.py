@@ -1,0 +1,227 @@
+"""Reading a board image back: the network section's JSON checked field by field, each PE's
+blocks turned into population parameters, synapses and conv kernels, and the rebuilt network
+checked against the PE sections and routing table that ``map_to_cores`` gives for it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PARAMS, NETWORK, PE, RESET_CODES, ROUTING,
+                                       SPEC, ImageError, _block, _check_spec, _need, _one, _read_blocks,
+                                       _routing_section, _sections, decode_words)
+from s2jax.hwmodel.mapping import map_to_cores
+from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population, Projection
+from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS, ChipSpec
+
+
+def _network_doc(raw: bytes, path: str) -> dict:
+    """The network section's JSON, with the type of every field checked."""
+    where = f"{path}: network section"
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except ValueError as e:
+        raise ImageError(f"{where} is not UTF-8 JSON ({e})") from e
+
+    def need(obj, key, kind, what):
+        if not isinstance(obj, dict) or key not in obj:
+            raise ImageError(f"{where}: {what} has no {key!r}")
+        value = obj[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ImageError(f"{where}: {what} {key!r} is {value!r}; expected {kind}")
+        return value
+
+    pops = need(doc, "populations", list, "the document")
+    projs = need(doc, "projections", list, "the document")
+    for i, pd in enumerate(pops):
+        need(pd, "name", str, f"population {i}")
+        if need(pd, "model", str, f"population {i}") not in ALL_MODELS:
+            raise ImageError(f"{where}: population {i} has model {pd['model']!r}; expected one of {list(ALL_MODELS)}")
+        if need(pd, "size", int, f"population {i}") < 1:
+            raise ImageError(f"{where}: population {i} has size {pd['size']}; expected >= 1")
+        need(pd, "record", list, f"population {i}")
+        if pd.get("max_atoms_per_core") is not None:
+            need(pd, "max_atoms_per_core", int, f"population {i}")
+    for k, jd in enumerate(projs):
+        kind = need(jd, "kind", str, f"projection {k}")
+        if kind not in ("dense", "conv"):
+            raise ImageError(f"{where}: projection {k} has kind {kind!r}; expected 'dense' or 'conv'")
+        for end in ("pre", "post"):
+            if not 0 <= need(jd, end, int, f"projection {k}") < len(pops):
+                raise ImageError(f"{where}: projection {k} {end} population {jd[end]}; expected < {len(pops)}")
+        if kind == "dense":
+            need(jd, "synapses", int, f"projection {k}")
+        else:
+            need(jd, "kernel_shape", list, f"projection {k}")
+            need(jd, "conv_params", dict, f"projection {k}")
+    return doc
+
+
+def _scalar_or_array(values: np.ndarray):
+    """A per-neuron float32 array, as one Python float when every value has the same bits."""
+    bits = values.view(np.uint32)
+    return float(values[0]) if np.all(bits == bits[0]) else values.copy()
+
+
+def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
+    """Parameters, synapses (``(projection, pre, local post, weight, delay)``) and convs of one PE."""
+    reset = int(_need(blocks, "reset", "<u4", where, 1, 1)[0, 0])
+    modes = {v: k for k, v in RESET_CODES.items()}
+    if reset not in modes:
+        raise ImageError(f"{where}: reset code {reset}; expected one of {sorted(modes)}")
+    params = {"reset": modes[reset]}
+    for k in FLOAT_PARAMS + (CUBA_FLOAT_PARAMS if model in CUBA_MODELS else ()):
+        params[k] = _need(blocks, k, "<f4", where, 1, n)[0]
+    if model in CUBA_MODELS:
+        params["t_refrac"] = _need(blocks, "t_refrac", "<u4", where, 1, n)[0]
+    rows = _need(blocks, "rows", "<u4", where, None, 4).astype(np.int64)
+    words = _need(blocks, "words", "<u4", where, 1, None)[0]
+    if rows[:, 3].sum() != words.size:
+        raise ImageError(f"{where}: rows announce {int(rows[:, 3].sum())} synapse words, the words block has "
+                         f"{words.size}")
+    weight, delay, target = decode_words(words, spec, where)
+    if target.size and target.max() >= n:
+        raise ImageError(f"{where}: synapse target {int(target.max())}; expected < {n} (the slice size)")
+    synapses = (rows, np.repeat(rows[:, 0], rows[:, 3]), np.repeat(rows[:, 2], rows[:, 3]), target, weight, delay)
+    convs = []
+    if model == "lif_conv2d":
+        head = _need(blocks, "conv", "<u4", where, None, len(CONV_COLUMNS)).astype(np.int64)
+        kernels = _need(blocks, "kernels", "i1", where, 1, None)[0]
+        sizes = head[:, 1:5].prod(axis=1)
+        if sizes.sum() != kernels.size:
+            raise ImageError(f"{where}: conv headers announce {int(sizes.sum())} kernel bytes, the kernels block "
+                             f"has {kernels.size}")
+        for row, kernel in zip(head, np.split(kernels, np.cumsum(sizes)[:-1])):
+            convs.append((int(row[0]), tuple(int(x) for x in row[1:]), kernel.tobytes()))
+    return params, synapses, convs
+
+
+def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict, path: str, spec: ChipSpec):
+    """Rebuild population ``i`` from its PE slices; collect its incoming synapses and conv kernels."""
+    bounds = [(a, b) for a, b, _, _ in slices]
+    if not bounds or bounds[0][0] != 0 or bounds[-1][1] != pd["size"] or any(
+            b1 != a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:])) or any(b <= a for a, b in bounds):
+        raise ImageError(f"{path}: PE slices of population {pd['name']!r} are {bounds}; expected consecutive "
+                         f"slices covering [0, {pd['size']})")
+    model, params, columns = pd["model"], {}, {}
+    for start, stop, blocks, where in slices:
+        if model in INPUT_MODELS:
+            pairs = _need(blocks, "spikes", "<u4", where, None, 2).astype(np.int64)
+            if pairs.size and pairs[:, 0].max() >= stop - start:
+                raise ImageError(f"{where}: spike_list neuron {int(pairs[:, 0].max())}; expected < {stop - start}")
+            for j, t in pairs:
+                params.setdefault(int(j) + start, []).append(int(t))
+        else:
+            local, (rows, k, pre, target, weight, delay), pe_convs = _neuron_slice(blocks, model, stop - start,
+                                                                                  where, spec)
+            for key, value in local.items():
+                columns.setdefault(key, []).append(value)
+            for proj, src in rows[:, :2]:
+                jd = proj_docs[proj] if proj < len(proj_docs) else None
+                if jd is None or jd["kind"] != "dense" or jd["post"] != i or jd["pre"] != src:
+                    raise ImageError(f"{where}: synapse row of projection {int(proj)} from population {int(src)}; "
+                                     f"expected a dense projection into population {i} from its pre population")
+            for proj in np.unique(k):
+                sel = k == proj
+                synapses[int(proj)].append(np.stack([pre[sel], target[sel] + start, weight[sel], delay[sel]], 1))
+            for proj, shape, kernel in pe_convs:
+                if convs.setdefault(proj, (shape, kernel)) != (shape, kernel):
+                    raise ImageError(f"{where}: conv projection {proj} differs from its copy on another PE of the "
+                                     f"same population; expected identical copies")
+        if blocks:
+            raise ImageError(f"{where}: unexpected block(s) {sorted(blocks)} for model {model!r}")
+    if model not in INPUT_MODELS:
+        modes = set(columns.pop("reset"))
+        if len(modes) != 1:
+            raise ImageError(f"{path}: population {pd['name']!r} has reset modes {sorted(modes)} on different "
+                             f"PEs; expected one")
+        params["reset"] = modes.pop()
+        for key, parts in columns.items():
+            values = np.concatenate(parts)
+            if key == "t_refrac":
+                params[key] = int(values[0]) if np.all(values == values[0]) else values.astype(np.int64)
+            else:
+                params[key] = _scalar_or_array(values)
+    try:
+        pop = Population(pd["size"], model, params, name=pd["name"], record=pd["record"])
+        if pd.get("max_atoms_per_core") is not None:
+            pop.set_max_atoms_per_core(pd["max_atoms_per_core"])
+    except ValueError as e:
+        raise ImageError(f"{path}: {e}") from e
+    return pop
+
+
+def _projection(k: int, jd: dict, pops, synapses: dict, convs: dict, path: str, spec: ChipSpec):
+    pre, post = pops[jd["pre"]], pops[jd["post"]]
+    where = f"{path}: projection {k} ({pre.name!r} -> {post.name!r})"
+    try:
+        if jd["kind"] == "dense":
+            rows = np.concatenate(synapses[k]) if synapses[k] else np.zeros((0, 4), np.int64)
+            if len(rows) != jd["synapses"]:
+                raise ImageError(f"{where}: {len(rows)} synapse words found on the PEs; the network section says "
+                                 f"{jd['synapses']}")
+            return Projection(pre, post, rows, spec=spec)
+        if k not in convs:
+            raise ImageError(f"{where}: no PE of population {post.name!r} holds its kernel")
+        shape, kernel = convs[k]
+        params = dict(zip(CONV_KEYS, shape[4:]))
+        if list(shape[:4]) != jd["kernel_shape"] or params != jd["conv_params"]:
+            raise ImageError(f"{where}: the PE copy (kernel {list(shape[:4])}, {params}) differs from the network "
+                             f"section (kernel {jd['kernel_shape']}, {jd['conv_params']})")
+        weights = np.frombuffer(kernel, np.int8).reshape(shape[:4]).astype(np.int32)
+        return Conv2DProjection(pre, post, weights, params, spec=spec)
+    except ImageError:
+        raise
+    except ValueError as e:
+        raise ImageError(f"{path}: {e}") from e
+
+
+def _decode(data: bytes, spec: ChipSpec, path: str) -> Network:
+    digest, sections = _sections(data, path)
+    _check_spec(digest, _one(sections, SPEC, path), spec, path)
+    doc = _network_doc(_one(sections, NETWORK, path), path)
+    pop_docs, proj_docs = doc["populations"], doc["projections"]
+    pes = sorted((s for s in sections if s[0] == PE), key=lambda s: s[1])
+    if [s[1] for s in pes] != list(range(len(pes))):
+        raise ImageError(f"{path}: PE section ids {[s[1] for s in pes]}; expected 0 .. {len(pes) - 1}, each once")
+    per_pop = {i: [] for i in range(len(pop_docs))}
+    placed = []  # (population index, start, stop) of every PE, in PE order
+    for _, ident, body, label in pes:
+        where = f"{path}: {label}"
+        blocks = _read_blocks(body, where)
+        pop_i, start, stop, chip, pe = (int(x) for x in _need(blocks, "slice", "<u4", where, 1, 5)[0])
+        if pop_i >= len(pop_docs):
+            raise ImageError(f"{where}: population index {pop_i}; expected < {len(pop_docs)}")
+        if (chip, pe) != divmod(ident, spec.pes_per_chip):
+            raise ImageError(f"{where}: placed on chip {chip}, PE {pe}; expected chip {ident // spec.pes_per_chip}, "
+                             f"PE {ident % spec.pes_per_chip} (global PE {ident}, {spec.pes_per_chip} PEs per chip)")
+        per_pop[pop_i].append((start, stop, blocks, where))
+        placed.append((pop_i, start, stop))
+
+    synapses, convs = {k: [] for k in range(len(proj_docs))}, {}
+    pops = [_population(i, pd, sorted(per_pop[i], key=lambda s: s[0]), proj_docs, synapses, convs, path, spec)
+            for i, pd in enumerate(pop_docs)]
+    net = Network(doc.get("name"))
+    try:
+        net.add(*pops)
+    except ValueError as e:
+        raise ImageError(f"{path}: {e}") from e
+    for k, jd in enumerate(proj_docs):
+        net.add(_projection(k, jd, pops, synapses, convs, path, spec))
+
+    # The PE sections and the routing table must be what map_to_cores gives for the rebuilt network.
+    mapping = map_to_cores(net, spec)
+    index = {p.name: i for i, p in enumerate(pops)}
+    expected = [(index[p.population], p.start, p.stop) for p in mapping.placements]
+    if placed != expected:
+        raise ImageError(f"{path}: the PE sections hold slices {placed[:8]}...; map_to_cores of the network "
+                         f"gives {expected[:8]}... (population index, start, stop)")
+    where = f"{path}: routing section"
+    routing = _read_blocks(_one(sections, ROUTING, path), where)
+    routes = _need(routing, "routes", "<u4", where, None, 3)
+    targets = _need(routing, "targets", "<u4", where, 1, None)
+    if routing or _block("routes", routes) + _block("targets", targets) != _routing_section(mapping):
+        raise ImageError(f"{where}: the routing table ({len(routes)} entries) disagrees with the one the network "
+                         f"maps to ({len(mapping.routes)} entries, per chip {list(mapping.routing_entries)})")
+    return net

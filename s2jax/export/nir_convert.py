@@ -1,0 +1,261 @@
+"""NIR import by py-spinnaker2's conversion: NIR neuron parameters and float weights to chip
+populations and integer synapses (``qnet``), or to a float ``layers.SNN`` (formulas in
+:mod:`s2jax.export.nir`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import nir
+from s2jax import qnet
+from s2jax.export.nir_common import RESETS, _kind, _pair
+from s2jax.export.nir_read import _conv_padding, _neuron_shape, _order, _source_shape, _Synapse
+from s2jax.fixedpoint import round_host
+from s2jax.spec import ChipSpec, Rounding
+
+
+def _decay_gain(tau, dt: float, integrator: str):
+    """One tick of ``tau dv/dt = -v + ...``: ``(decay, gain)``, forward or exponential Euler."""
+    tau = np.asarray(tau, np.float64)
+    if integrator == "forward":
+        return 1 - dt / tau, dt / tau
+    e = np.exp(-dt / tau)
+    return e, 1 - e
+
+
+@dataclass(frozen=True)
+class _Settings:
+    dt: float
+    integrator: str
+    reset: str
+    scale_weights: bool
+    percentile: float | None
+    rounding: Rounding
+    output_record: tuple
+    spec: ChipSpec
+
+
+def _positive(name, node, field, shape):
+    v = np.broadcast_to(np.asarray(getattr(node, field), np.float64), shape).reshape(-1)
+    bad = ~((v > 0) & np.isfinite(v))
+    if np.any(bad):
+        raise ValueError(f"{_kind(node)} node {name!r}: {field} must be positive and finite, got {v[bad][0]}")
+    return v
+
+
+def _nonzero(name, node, field, shape):
+    v = np.broadcast_to(np.asarray(getattr(node, field), np.float64), shape).reshape(-1)
+    bad = (v == 0) | ~np.isfinite(v)
+    if np.any(bad):
+        raise ValueError(f"{_kind(node)} node {name!r}: {field} must be finite and non-zero, got {v[bad][0]}")
+    return v
+
+
+def _neuron_params(name: str, node, bias, w_scale: float, cfg: _Settings) -> tuple[dict, np.ndarray]:
+    """py-spinnaker2's parameters of one neuron node, one value per neuron (chip units for the
+    population's ``w_scale``; float units for 1), and the voltage scale ``v_scale``."""
+    shape = _neuron_shape(name, node)
+
+    def flat(x):
+        return np.broadcast_to(np.asarray(x, np.float64), shape).reshape(-1)
+
+    reset = {"reset": RESETS[cfg.reset]}
+    if isinstance(node, nir.IF):
+        v_scale = 1.0 / _nonzero(name, node, "r", shape) * w_scale
+        return {"threshold": flat(node.v_threshold) * v_scale, "alpha_decay": 1.0, "i_offset": bias * w_scale,
+                **reset}, v_scale
+    if isinstance(node, nir.CubaLIF):
+        alpha, g_mem = _decay_gain(_positive(name, node, "tau_mem", shape), cfg.dt, cfg.integrator)
+        syn_decay, g_syn = _decay_gain(_positive(name, node, "tau_syn", shape), cfg.dt, cfg.integrator)
+        r, w_in = _nonzero(name, node, "r", shape), _nonzero(name, node, "w_in", shape)
+        v_scale, i_scale = 1.0 / (g_mem * r), 1.0 / (g_syn * w_in)
+        scale = v_scale * i_scale * w_scale
+        return {"threshold": flat(node.v_threshold) * scale, "alpha_decay": alpha, "exc_decay": syn_decay,
+                "inh_decay": syn_decay, "i_offset": g_mem * flat(node.v_leak) * scale + bias * w_in * i_scale * w_scale,
+                "t_refrac": 0, "v_reset": 0.0, **reset}, scale
+    alpha, gain = _decay_gain(_positive(name, node, "tau", shape), cfg.dt, cfg.integrator)
+    scale = 1.0 / (gain * _nonzero(name, node, "r", shape)) * w_scale
+    i_offset = gain * flat(node.v_leak) * scale + bias * w_scale
+    threshold = (np.full(math.prod(shape), cfg.spec.readout_threshold) if isinstance(node, nir.LI)
+                 else flat(node.v_threshold) * scale)
+    return {"threshold": threshold, "alpha_decay": alpha, "i_offset": i_offset, **reset}, scale
+
+
+def _bias(graph, syns_in, size: int) -> np.ndarray:
+    """Sum of the biases of the Affine / Conv2d nodes into a population, one value per neuron."""
+    total = np.zeros(size, np.float64)
+    for wname in dict.fromkeys(s.weight for s in syns_in):
+        node, s = graph.nodes[wname], next(s for s in syns_in if s.weight == wname)
+        if isinstance(node, nir.Affine):
+            total += np.broadcast_to(np.asarray(node.bias, np.float64).reshape(-1), (size,))
+        elif isinstance(node, nir.Conv2d) and node.bias is not None and np.size(node.bias):
+            b = np.asarray(node.bias, np.float64).reshape(-1, 1, 1)
+            total += np.broadcast_to(b, s.out_shape).reshape(-1)
+    return total
+
+
+def _weight_scale(graph, weights, limit: int, cfg: _Settings) -> float:
+    """``limit / max|W|`` (or ``/ percentile(|W|, p)``) over the weight nodes; 1 when all are zero."""
+    if not cfg.scale_weights or not weights:
+        return 1.0
+    a = np.concatenate([np.abs(np.asarray(graph.nodes[w].weight, np.float64)).reshape(-1) for w in weights])
+    stat = a.max() if cfg.percentile is None or cfg.percentile == 100 else np.percentile(a, cfg.percentile)
+    return float(limit / stat) if stat > 0 else 1.0
+
+
+def _integer_weights(w, w_scale: float, limit: int, cfg: _Settings, where: str) -> np.ndarray:
+    """``round(W w_scale)`` with ``cfg.rounding``; percentile scaling saturates at +-limit on purpose."""
+    x = np.asarray(w, np.float64) * w_scale
+    q = round_host(x, cfg.rounding)
+    if cfg.scale_weights and cfg.percentile not in (None, 100):
+        return np.clip(q, -limit, limit)
+    bad = np.abs(q) > limit
+    if np.any(bad):
+        raise ValueError(f"{where}: weight {x[bad].flat[0]:g} (= {np.asarray(w)[bad].flat[0]:g} x {w_scale:g}) "
+                         f"outside [-{limit}, {limit}]" + ("" if cfg.scale_weights else "; pass scale_weights=True"))
+    return q
+
+
+def _dense_matrix(graph, s: _Synapse) -> np.ndarray:
+    """The float ``(n_source, n_target)`` matrix of a dense path, the pooling composed in."""
+    m = np.asarray(graph.nodes[s.weight].weight, np.float64).T
+    if s.pool == (1, 1):
+        return m
+    (c, h, w), (py, px) = s.src_shape, s.pool
+    hp, wp = h // py, w // px
+    ci, hi, wi = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    inside = (hi < hp * py) & (wi < wp * px)
+    pooled = (ci * hp + np.minimum(hi // py, hp - 1)) * wp + np.minimum(wi // px, wp - 1)
+    return np.where(inside.reshape(-1, 1), m[pooled.reshape(-1)], 0.0)
+
+
+def _conv_params(graph, s: _Synapse) -> dict:
+    node = graph.nodes[s.weight]
+    kh, kw = np.asarray(node.weight).shape[2:]
+    (py, px), (sy, sx) = s.pool, _pair(node.stride, "stride", s.weight)
+    ph, pw = _conv_padding(s.weight, node, (kh, kw))
+    c, h, w = s.src_shape if len(s.src_shape) == 3 else (s.in_shape[0], s.in_shape[1] * py, s.in_shape[2] * px)
+    return {"in_height": h, "in_width": w, "stride_x": sx, "stride_y": sy, "pool_x": px, "pool_y": py,
+            "pad_top": ph, "pad_bottom": ph, "pad_left": pw, "pad_right": pw}
+
+
+def _chip_model(graph, name, syns_in) -> str:
+    node = graph.nodes[name]
+    conv = any(isinstance(graph.nodes[s.weight], nir.Conv2d) for s in syns_in)
+    if isinstance(node, nir.CubaLIF):
+        if conv:
+            raise ValueError(f"CubaLIF node {name!r} is fed by a Conv2d; lif_conv2d has no current-based "
+                             f"variant (py-spinnaker2 rejects it too)")
+        return "lif_curr_exp_no_delay"
+    return "lif_conv2d" if conv else "lif_no_delay"
+
+
+def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
+    order = _order(graph, syns)
+    pops, scales, net = {}, {}, qnet.Network()
+    for name in order:
+        node = graph.nodes[name]
+        if isinstance(node, nir.Input):
+            pops[name] = qnet.Population(math.prod(_source_shape(name, node)), "spike_list", name=name, record=[])
+            continue
+        syns_in = [s for s in syns if s.target == name]
+        model = _chip_model(graph, name, syns_in)
+        lo, hi = cfg.spec.weight_range(model)
+        limit = min(-lo, hi)
+        w_scale = _weight_scale(graph, list(dict.fromkeys(s.weight for s in syns_in)), limit, cfg)
+        size = math.prod(_neuron_shape(name, node))
+        params, v_scale = _neuron_params(name, node, _bias(graph, syns_in, size), w_scale, cfg)
+        record = list(cfg.output_record) if name in outputs else []
+        if isinstance(node, nir.LI) and "v" not in record:
+            record.append("v")
+        pop = qnet.Population(size, model, params, name=name, record=record)
+        pop.nir_w_scale, pop.nir_v_scale = w_scale, v_scale  # py-spinnaker2's attributes, to rescale voltages
+        pops[name], scales[name] = pop, (w_scale, limit)
+    net.add(*(pops[n] for n in order))
+    for s in sorted(syns, key=lambda s: (order.index(s.target), order.index(s.source), s.weight)):
+        pre, post = pops[s.source], pops[s.target]
+        w_scale, limit = scales[s.target]
+        where = f"{_kind(graph.nodes[s.weight])} node {s.weight!r} ({s.source!r} -> {s.target!r})"
+        if isinstance(graph.nodes[s.weight], nir.Conv2d):
+            oihw = np.asarray(graph.nodes[s.weight].weight)
+            k = _integer_weights(np.swapaxes(oihw, 0, 1), w_scale, limit, cfg, where)
+            net.add(qnet.Conv2DProjection(pre, post, k, _conv_params(graph, s), spec=cfg.spec))
+        else:
+            m = _integer_weights(_dense_matrix(graph, s), w_scale, limit, cfg, where)
+            i, j = np.nonzero(m)
+            net.add(qnet.Projection(pre, post, np.stack([i, j, m[i, j], np.zeros_like(i)], axis=1), spec=cfg.spec))
+    return net
+
+
+def _convert_model(graph, syns, cfg: _Settings):
+    """A float ``layers.SNN`` (float units, ``w_scale = 1``) of a chain graph."""
+    from flax import nnx
+
+    from s2jax import layers as L
+
+    order = _order(graph, syns)
+    inputs = [n for n in order if isinstance(graph.nodes[n], nir.Input)]
+    if len(inputs) != 1:
+        raise ValueError(f"output='model' needs exactly one Input node, the graph has {inputs}")
+    chain, prev = [], inputs[0]
+    while True:
+        out = [s for s in syns if s.source == prev]
+        if not out:
+            break
+        if len(out) > 1:
+            raise ValueError(f"output='model' builds a layer stack, but node {prev!r} feeds "
+                             f"{[s.target for s in out]}; use output='qnet' for general graphs")
+        s = out[0]
+        into = [x for x in syns if x.target == s.target]
+        if len(into) > 1 or any(c.target == s.target for c in chain):
+            raise ValueError(f"output='model': node {s.target!r} has {len(into)} inputs or closes a loop; "
+                             f"a layers.SNN is a feed-forward chain (use output='qnet')")
+        chain.append(s)
+        prev = s.target
+    stray = [n for n in order if n not in inputs and n not in {c.target for c in chain}]
+    if stray:
+        raise ValueError(f"output='model': neuron nodes {stray} are not on the chain from {inputs[0]!r}")
+    layers, rngs = [], nnx.Rngs(0)
+    for k, s in enumerate(chain):
+        node = graph.nodes[s.target]
+        if isinstance(node, nir.LI) and k != len(chain) - 1:
+            raise ValueError(f"LI node {s.target!r} is not the last layer")
+        size = math.prod(s.out_shape)
+        p, _ = _neuron_params(s.target, node, _bias(graph, [s], size), 1.0, cfg)
+        if isinstance(graph.nodes[s.weight], nir.Conv2d):
+            cp, w = _conv_params(graph, s), np.asarray(graph.nodes[s.weight].weight, np.float32)
+            syn = L.Conv(w.shape[1], w.shape[0], w.shape[2:], stride=(cp["stride_y"], cp["stride_x"]),
+                         padding=((cp["pad_top"],) * 2, (cp["pad_left"],) * 2), pool=s.pool, rngs=rngs)
+            syn.kernel[...] = np.swapaxes(w, 0, 1)
+            shape = s.out_shape
+        else:
+            m = _dense_matrix(graph, s).astype(np.float32)
+            syn = L.Linear(m.shape[0], m.shape[1], rngs=rngs)
+            syn.kernel[...] = m
+            shape = (size,)
+        layers.append((syn, _float_neuron(node, p, shape, cfg)))
+    return L.SNN(layers, latency=True)
+
+
+def _float_neuron(node, p: dict, shape, cfg: _Settings):
+    from s2jax import layers as L
+
+    def arr(key):
+        return np.broadcast_to(np.asarray(p[key], np.float64), (math.prod(shape),)).reshape(shape).astype(np.float32)
+
+    i_off = arr("i_offset")
+    common = {"alpha": arr("alpha_decay"), "bias": bool(np.any(i_off != 0))}
+    if isinstance(node, nir.LI):
+        cell = L.LI(shape, **common)
+    else:
+        common.update(threshold=arr("threshold"), reset="subtract" if cfg.reset == "subtract" else "to_v_reset")
+        if isinstance(node, nir.CubaLIF):
+            cell = L.CubaLIF(shape, exc_decay=arr("exc_decay"), inh_decay=arr("inh_decay"), t_refrac=0, **common)
+        else:
+            cell = L.LIF(shape, **common)
+    if cell.bias is not None:
+        cell.bias[...] = i_off
+    return cell

@@ -1,0 +1,254 @@
+"""NIR import, first steps: reading a NIR file without pickling, checking the graph's node types
+and edges, and tracing every synapse path (source -> [SumPool2d] -> [Flatten] -> weight -> neuron)."""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+
+import nir
+from s2jax.export.nir_common import (NEURON_NODES, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES, NIRFileError, _kind,
+                                     _pair, _text)
+
+
+def _read(path) -> nir.NIRGraph:
+    import h5py
+
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise NIRFileError(f"NIR file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise NIRFileError(f"{str(p)!r} is not a file")
+    if not h5py.is_hdf5(p):
+        raise NIRFileError(f"{str(p)!r} is not an HDF5 file, so not a NIR file (nir.write writes HDF5)")
+    try:
+        with h5py.File(p, "r") as f:
+            node, keys = f.get("node"), sorted(f.keys())
+            is_nir = isinstance(node, h5py.Group) and "type" in node
+    except OSError as e:
+        raise NIRFileError(f"{str(p)!r}: unreadable HDF5 file ({e})") from e
+    if not is_nir:
+        raise NIRFileError(f"{str(p)!r} is HDF5 but holds no NIR graph (no 'node' group with a 'type'); "
+                           f"top-level keys: {keys}")
+    try:
+        graph = nir.read(p, type_check=False)
+    except Exception as e:  # noqa: BLE001 - any failure of the reader means a malformed file
+        raise NIRFileError(f"{str(p)!r}: malformed NIR file ({type(e).__name__}: {e})") from e
+    if not isinstance(graph, nir.NIRGraph):
+        raise NIRFileError(f"{str(p)!r}: the top node is a {_kind(graph)}, not a NIRGraph")
+    return graph
+
+
+def _load(graph_or_path) -> nir.NIRGraph:
+    if isinstance(graph_or_path, nir.NIRGraph):
+        return graph_or_path
+    if isinstance(graph_or_path, (str, os.PathLike)):
+        return _read(graph_or_path)
+    raise TypeError(f"from_nir takes a nir.NIRGraph or a file path, got {type(graph_or_path).__name__}")
+
+
+def _check_structure(graph: nir.NIRGraph):
+    supported = ", ".join(c.__name__ for c in SUPPORTED_NODES)
+    for name, node in graph.nodes.items():
+        if not isinstance(node, SUPPORTED_NODES):
+            raise ValueError(f"node {name!r} is a NIR {_kind(node)}, which s2jax cannot map onto SpiNNaker2; "
+                             f"supported node types: {supported}")
+    for a, b in graph.edges:
+        for end in (a, b):
+            if end not in graph.nodes:
+                raise ValueError(f"edge ({a!r}, {b!r}) names node {end!r}, which the graph does not have")
+        if isinstance(graph.nodes[b], nir.Input):
+            raise ValueError(f"edge ({a!r}, {b!r}) enters Input node {b!r}; an Input has no incoming edges")
+        if isinstance(graph.nodes[a], nir.Output):
+            raise ValueError(f"edge ({a!r}, {b!r}) leaves Output node {a!r}; an Output has no outgoing edges")
+
+
+def _neuron_shape(name: str, node) -> tuple:
+    fields = {nir.LIF: ("tau", "r", "v_leak", "v_threshold"), nir.IF: ("r", "v_threshold"),
+              nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"),
+              nir.LI: ("tau", "r", "v_leak")}[type(node)]
+    try:
+        shape = np.broadcast_shapes(*(np.shape(getattr(node, f)) for f in fields))
+    except ValueError:
+        shapes = {f: np.shape(getattr(node, f)) for f in fields}
+        raise ValueError(f"{_kind(node)} node {name!r}: parameter shapes {shapes} do not broadcast") from None
+    if shape == ():
+        typed = (node.input_type or {}).get("input")
+        if typed is None or np.size(typed) == 0:
+            raise ValueError(f"{_kind(node)} node {name!r} has scalar parameters and no input type: its number "
+                             f"of neurons is unknown")
+        shape = tuple(int(s) for s in np.asarray(typed).reshape(-1))
+    return tuple(int(s) for s in shape)
+
+
+def _source_shape(name: str, node) -> tuple:
+    if isinstance(node, nir.Input):
+        return tuple(int(s) for s in np.asarray(node.input_type["input"]).reshape(-1))
+    return _neuron_shape(name, node)
+
+
+@dataclass(frozen=True)
+class _Synapse:
+    """One path source -> [SumPool2d] -> [Flatten] -> weight node -> [Flatten] -> neuron."""
+
+    source: str
+    target: str
+    weight: str
+    pool: tuple  # (pool_y, pool_x); (1, 1) without a SumPool2d
+    src_shape: tuple  # the source's shape (before pooling)
+    in_shape: tuple  # what enters the weight node
+    out_shape: tuple  # what the weight node produces
+    via: tuple  # the SumPool2d / Flatten / weight nodes on the path
+
+
+def _conv_geometry(name: str, node, shape) -> tuple[tuple, tuple]:
+    """(input (C, H, W), output (C_out, H_out, W_out)) of a Conv2d fed ``shape``."""
+    w = np.asarray(node.weight)
+    if w.ndim != 4:
+        raise ValueError(f"Conv2d node {name!r}: weight must be (C_out, C_in, kH, kW), got shape {w.shape}")
+    if int(np.asarray(node.groups)) != 1 or _pair(node.dilation, "dilation", name) != (1, 1):
+        raise ValueError(f"Conv2d node {name!r}: groups={node.groups}, dilation={node.dilation}; the chip's "
+                         f"Conv2DProjection supports groups=1 and dilation=1 only")
+    c_out, c_in, kh, kw = w.shape
+    if len(shape) != 3 and getattr(node, "input_shape", None) is not None:
+        hw = _pair(node.input_shape, "input_shape", name)
+        if math.prod(shape) == c_in * hw[0] * hw[1]:
+            shape = (c_in, *hw)
+    if len(shape) != 3 or shape[0] != c_in:
+        raise ValueError(f"Conv2d node {name!r}: expects a ({c_in}, H, W) input, gets shape {shape}")
+    pad = _conv_padding(name, node, (kh, kw))
+    sy, sx = _pair(node.stride, "stride", name)
+    ho, wo = (shape[1] + 2 * pad[0] - kh) // sy + 1, (shape[2] + 2 * pad[1] - kw) // sx + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"Conv2d node {name!r}: kernel {kh}x{kw} does not fit the padded input {shape}")
+    return tuple(shape), (c_out, ho, wo)
+
+
+def _conv_padding(name: str, node, kernel) -> tuple[int, int]:
+    pad = node.padding
+    if isinstance(pad, (str, bytes, np.bytes_)) or (isinstance(pad, np.ndarray) and pad.dtype.kind in "SOU"):
+        mode = _text(pad)
+        if mode == "valid":
+            return 0, 0
+        if mode == "same" and all(k % 2 == 1 for k in kernel):
+            return (kernel[0] - 1) // 2, (kernel[1] - 1) // 2
+        raise ValueError(f"Conv2d node {name!r}: padding {mode!r} with kernel {kernel} is not supported "
+                         f"(integers, 'valid', or 'same' with odd kernels)")
+    return _pair(pad, "padding", name)
+
+
+def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
+    """Every synapse path of the graph, checked (one weight node per path, shapes consistent), and
+    the sources that reach an ``Output`` (directly or through shape nodes)."""
+    succ: dict = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+    nodes = graph.nodes
+    found: list[_Synapse] = []
+    to_output: set = set()  # shape nodes on weightless paths into an Output (harmless)
+    outputs: set = set()
+
+    def walk(src, node_name, shape, pool, weight, w_shapes, seen):
+        for nxt in succ[node_name]:
+            node = nodes[nxt]
+            edge = f"edge ({node_name!r}, {nxt!r})"
+            if isinstance(node, nir.Output):
+                if weight is not None:
+                    raise ValueError(f"{edge}: weight node {weight!r} reaches Output {nxt!r} without a neuron "
+                                     f"node; the chip applies weights only into a neuron population")
+                to_output.update(seen[1:])
+                outputs.add(src)
+                continue
+            if isinstance(node, NEURON_NODES):
+                if weight is None:
+                    raise ValueError(f"{edge}: {_kind(nodes[src])} node {src!r} reaches {_kind(node)} node {nxt!r} "
+                                     f"without a weight node (Affine, Linear or Conv2d); the chip connects "
+                                     f"populations only through synapses")
+                found.append(_Synapse(src, nxt, weight, pool or (1, 1), _source_shape(src, nodes[src]),
+                                      *w_shapes, seen[1:]))
+                continue
+            if nxt in seen:
+                raise ValueError(f"{edge} closes the cycle {' -> '.join(seen[seen.index(nxt):] + (nxt,))} without "
+                                 f"a neuron node; the chip can only map loops through a population")
+            if not succ[nxt]:
+                raise ValueError(f"{_kind(node)} node {nxt!r} leads nowhere: every path must end in a neuron "
+                                 f"node or an Output")
+            if isinstance(node, WEIGHT_NODES):
+                if weight is not None:
+                    raise ValueError(f"{edge}: two consecutive weight nodes {weight!r} ({_kind(nodes[weight])}) "
+                                     f"and {nxt!r} ({_kind(node)}); the chip has one synapse matrix between "
+                                     f"populations, so merge them (W2 @ W1) first")
+                if isinstance(node, nir.Conv2d):
+                    in_shape, out_shape = _conv_geometry(nxt, node, shape)
+                else:
+                    w = np.asarray(node.weight)
+                    if w.ndim != 2:
+                        raise ValueError(f"{_kind(node)} node {nxt!r}: weight must be (out, in), got {w.shape}")
+                    if w.shape[1] != math.prod(shape):
+                        raise ValueError(f"{_kind(node)} node {nxt!r}: weight {w.shape} takes {w.shape[1]} inputs, "
+                                         f"gets {math.prod(shape)} (shape {shape} from {node_name!r})")
+                    in_shape, out_shape = shape, (w.shape[0],)
+                walk(src, nxt, out_shape, pool, nxt, (in_shape, out_shape), seen + (nxt,))
+            elif isinstance(node, nir.SumPool2d):
+                shape2, pool2 = _pool(nxt, node, shape, pool, weight)
+                walk(src, nxt, shape2, pool2, weight, w_shapes, seen + (nxt,))
+            else:  # Flatten
+                walk(src, nxt, (math.prod(shape),), pool, weight, w_shapes, seen + (nxt,))
+
+    for name, node in nodes.items():
+        if isinstance(node, (nir.Input,) + NEURON_NODES):
+            walk(name, name, _source_shape(name, node), None, None, None, (name,))
+    _check_synapses(graph, found, to_output)
+    return found, outputs
+
+
+def _pool(name, node, shape, pool, weight):
+    k = _pair(node.kernel_size, "kernel_size", name)
+    if weight is not None:
+        raise ValueError(f"SumPool2d node {name!r} follows weight node {weight!r}; the chip pools only "
+                         f"before the synapses (SumPool2d -> Conv2d, or SumPool2d -> Flatten -> Affine)")
+    if pool is not None:
+        raise ValueError(f"SumPool2d node {name!r} follows another SumPool2d; merge the windows")
+    if _pair(node.stride, "stride", name) != k or _pair(node.padding, "padding", name) != (0, 0):
+        raise ValueError(f"SumPool2d node {name!r}: kernel {k}, stride {node.stride}, padding {node.padding}; "
+                         f"the chip's fused pooling needs stride = kernel and no padding")
+    if len(shape) != 3 or shape[1] < k[0] or shape[2] < k[1]:
+        raise ValueError(f"SumPool2d node {name!r}: needs a (C, H, W) input of at least {k}, gets {shape}")
+    if k[0] * k[1] > 127:
+        raise ValueError(f"SumPool2d node {name!r}: window {k[0]}x{k[1]} exceeds the chip's 127 inputs")
+    return (shape[0], shape[1] // k[0], shape[2] // k[1]), k
+
+
+def _check_synapses(graph, syns, to_output):
+    nodes = graph.nodes
+    on_path = {n for s in syns for n in s.via} | to_output
+    for name, node in nodes.items():
+        if isinstance(node, WEIGHT_NODES + SHAPE_NODES) and name not in on_path:
+            raise ValueError(f"{_kind(node)} node {name!r} is on no path from an Input or neuron node to a "
+                             f"neuron node")
+    for s in syns:
+        if isinstance(nodes[s.source], nir.LI):
+            raise ValueError(f"LI node {s.source!r} drives {s.target!r} through {s.weight!r}; an LI is a "
+                             f"non-spiking readout and cannot drive synapses")
+        size = math.prod(_neuron_shape(s.target, nodes[s.target]))
+        if math.prod(s.out_shape) != size:
+            raise ValueError(f"{_kind(nodes[s.weight])} node {s.weight!r} gives {math.prod(s.out_shape)} outputs "
+                             f"(shape {s.out_shape}) but {_kind(nodes[s.target])} node {s.target!r} has {size} "
+                             f"neurons")
+
+
+def _order(graph: nir.NIRGraph, syns) -> list[str]:
+    """Population nodes: Inputs, then neurons in topological order; names break ties and cycles, so
+    the order does not depend on the node order of the dict (``nir.read`` returns it sorted)."""
+    names = sorted(n for n, v in graph.nodes.items() if isinstance(v, (nir.Input,) + NEURON_NODES))
+    preds = {n: {s.source for s in syns if s.target == n and s.source != n} for n in names}
+    out: list[str] = []
+    while len(out) < len(names):
+        ready = [n for n in names if n not in out and preds[n] <= set(out)]
+        out.append(ready[0] if ready else next(n for n in names if n not in out))
+    inputs = [n for n in out if isinstance(graph.nodes[n], nir.Input)]
+    return inputs + [n for n in out if n not in inputs]
