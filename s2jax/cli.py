@@ -142,6 +142,23 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from s2jax.recipes import dqn
+    from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
+
+    config = PRESETS.get(args.env, dqn.DQNConfig(env=args.env))
+    changes = {"seed": args.seed}
+    if args.steps:
+        changes["total_steps"] = args.steps
+    if args.episodes:
+        changes["eval_episodes"] = args.episodes
+    config = config.replace(**changes)
+    config.bounds()  # a clear error for an environment without observation bounds
+    summary = run_pipeline(config, args.out, qat_steps=args.qat_steps, profile=args.profile, resume=args.resume)
+    print(format_table(summary))
+    return 0
+
+
 def _add_nir_options(p):
     p.add_argument("--dt", type=float, default=1e-3, help="NIR import: tick length in seconds (default 1e-3)")
     p.add_argument("--integrator", choices=["forward", "exponential"], default="forward",
@@ -156,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="build a small network, run it on the chip model and print it")
     q.add_argument("--profile", choices=["float32", "fixed"], default="float32")
     sub.add_parser("assumptions", help="print the table of modelling assumptions (ChipSpec fields tagged A)")
+
+    d = sub.add_parser("demo", help="the main job: a spiking DQN trained, fine-tuned on the chip model, exported",
+                       description="Train a spiking Q-network with DQN in float, quantize it to 8 bits (PTQ), fine-tune it "
+                                   "against the chip's arithmetic (QAT), evaluate both on the chip model, export "
+                                   "it (NIR, py-spinnaker2 bundle, board image) and print one table.")
+    d.add_argument("--env", default="CartPole-v1", help="gymnax environment (presets: CartPole-v1, Acrobot-v1)")
+    d.add_argument("--out", default="s2jax-demo", help="output folder (default s2jax-demo/)")
+    d.add_argument("--steps", type=int, help="float training env steps (default: the preset's)")
+    d.add_argument("--qat-steps", type=int, default=50_000, help="fine-tuning env steps (default 50000)")
+    d.add_argument("--episodes", type=int, help="greedy evaluation episodes (default 100)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--profile", choices=["float32", "fixed"], default="float32", help="chip numerics")
+    d.add_argument("--resume", action="store_true", help="reuse checkpoints in --out whose settings match")
 
     c = sub.add_parser("check", help="design-rule check: can the chip run FILE, and every reason it cannot")
     c.add_argument("file", metavar="FILE")
@@ -194,7 +224,7 @@ def main(argv=None) -> int:
 
         print(assumptions_table())
         return 0
-    handler = {"check": cmd_check, "inspect": cmd_inspect, "export": cmd_export, "simulate": cmd_simulate}
+    handler = {"demo": cmd_demo, "check": cmd_check, "inspect": cmd_inspect, "export": cmd_export, "simulate": cmd_simulate}
     try:
         return handler[args.command](args)
     except (ValueError, OSError, KeyError, TypeError) as err:

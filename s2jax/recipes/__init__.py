@@ -1,0 +1,1 @@
+"""End-to-end recipes for published SpiNNaker2 workloads."""

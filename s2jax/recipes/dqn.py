@@ -1,0 +1,387 @@
+"""Spiking Q-networks trained with double DQN on gymnax environments, fully jitted.
+
+The workload of Arfa, Vogginger and Mayr (2025), "Hardware-Aware Fine-Tuning of Spiking
+Q-Networks on the SpiNNaker2 Neuromorphic Platform": a spiking Q-network learns CartPole or
+Acrobot with Q-learning, is quantized to the chip's 8-bit weights, fine-tuned against the chip's
+arithmetic, and evaluated on the chip model.
+
+One environment step is one inference of ``SNN`` on a fresh network state: the observation is
+population-coded into ``ticks`` ticks of spikes (``layers.encoders.population``, deterministic, so
+the chip sees exactly the same spikes), followed by one empty tick per layer so the last input
+tick reaches the readout (the chip's one tick of latency per layer). The Q-values are the mean
+membrane of the ``LI`` readout over all ticks (divided by the weight scale after QAT).
+
+Training (:func:`train`): ``num_envs`` vmapped environments, a replay buffer held as arrays,
+epsilon-greedy exploration with a linear schedule, double-DQN targets from a target network
+updated by Polyak averaging, Huber loss, Adam; the whole loop is one ``lax.scan`` per chunk of
+iterations (the chunks only exist to show progress). gymnax's six-value ``step`` is used as
+documented: the transition stores the observation *before* the auto-reset
+(``info["final_observation"]``) and only ``terminated`` stops bootstrapping, so a time-limit
+truncation still bootstraps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from s2jax import layers as L
+
+__all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "train",
+           "evaluate", "TrainResult"]
+
+ENV_BOUNDS = {
+    # observation ranges mapped onto the population code's receptive fields (values outside clip)
+    "CartPole-v1": ((-2.4, -3.0, -0.21, -3.5), (2.4, 3.0, 0.21, 3.5)),
+    "Acrobot-v1": ((-1.0, -1.0, -1.0, -1.0, -4 * np.pi, -9 * np.pi), (1.0, 1.0, 1.0, 1.0, 4 * np.pi, 9 * np.pi)),
+}
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Every setting of the recipe; the defaults are the CartPole-v1 run of ``s2jax demo``.
+
+    Steps count environment transitions summed over the ``num_envs`` environments.
+    """
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    # network
+    hidden: tuple = (64, 64)
+    neurons_per_dim: int = 10
+    ticks: int = 8
+    alpha: float = 0.9
+    threshold: float = 1.0
+    readout_alpha: float = 0.9
+    obs_low: tuple | None = None  # None: ENV_BOUNDS[env]
+    obs_high: tuple | None = None
+    # DQN
+    total_steps: int = 200_000
+    num_envs: int = 16
+    buffer_size: int = 50_000
+    batch_size: int = 128
+    learning_starts: int = 5_000
+    updates_per_iteration: int = 2
+    gamma: float = 0.99
+    lr: float = 5e-4
+    lr_end_fraction: float = 0.1  # the learning rate decays linearly to lr * this at the end
+    max_grad_norm: float = 10.0
+    target_tau: float = 0.01
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    eps_fraction: float = 0.3
+    # evaluation
+    eval_episodes: int = 100
+    select_episodes: int = 16  # greedy episodes after each training chunk; the best chunk's weights are kept
+
+    def bounds(self):
+        if self.obs_low is not None and self.obs_high is not None:
+            return np.asarray(self.obs_low, np.float32), np.asarray(self.obs_high, np.float32)
+        if self.env not in ENV_BOUNDS:
+            raise ValueError(f"no default observation bounds for {self.env!r}: pass obs_low and obs_high "
+                             f"(known: {sorted(ENV_BOUNDS)})")
+        low, high = ENV_BOUNDS[self.env]
+        return np.asarray(low, np.float32), np.asarray(high, np.float32)
+
+    def replace(self, **changes) -> "DQNConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def make_env(name: str):
+    import gymnax
+
+    try:
+        env, params = gymnax.make(name)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"gymnax has no environment {name!r}: {err}") from None
+    return env, params
+
+
+# --- Q-networks ------------------------------------------------------------------------------------------
+
+
+def make_qnet(config: DQNConfig, obs_dim: int, n_actions: int) -> L.SNN:
+    """Population-coded input, LIF hidden layers, ``LI`` readout (one Q-value per action)."""
+    rngs = nnx.Rngs(config.seed)
+    sizes = (obs_dim * config.neurons_per_dim, *config.hidden)
+    layers = [(L.Linear(a, b, rngs=rngs), L.LIF(b, alpha=config.alpha, threshold=config.threshold))
+              for a, b in zip(sizes[:-1], sizes[1:])]
+    layers.append((L.Linear(sizes[-1], n_actions, rngs=rngs), L.LI(n_actions, alpha=config.readout_alpha)))
+    return L.SNN(layers)
+
+
+def encode(config: DQNConfig, obs):
+    """``(B, obs_dim)`` -> ``(B, ticks + layers, obs_dim * neurons_per_dim)`` spikes (0/1 float32);
+    the trailing zero ticks let the last input tick reach the readout."""
+    low, high = config.bounds()
+    x = L.encoders.population(obs, low, high, config.neurons_per_dim, config.ticks)
+    pad = jnp.zeros((x.shape[0], len(config.hidden) + 1, x.shape[2]), x.dtype)
+    return jnp.concatenate([x, pad], axis=1)
+
+
+def snn_q(config: DQNConfig) -> Callable:
+    """``q(model, obs) -> (B, n_actions)``: mean readout membrane of the spiking Q-network."""
+
+    def q(model, obs):
+        return model(encode(config, obs)).output.mean(axis=1)
+
+    return q
+
+
+class MLP(nnx.Module):
+    """The non-spiking baseline: ReLU layers of the same widths."""
+
+    def __init__(self, sizes, rngs):
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+
+    def __call__(self, x):
+        for layer in self.layers[:-1]:
+            x = jax.nn.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def make_mlp(config: DQNConfig, obs_dim: int, n_actions: int) -> MLP:
+    return MLP((obs_dim, *config.hidden, n_actions), nnx.Rngs(config.seed))
+
+
+def mlp_q(config: DQNConfig) -> Callable:
+    low, high = config.bounds()
+
+    def q(model, obs):
+        return model(2.0 * (obs - low) / (high - low) - 1.0)
+
+    return q
+
+
+# --- training ---------------------------------------------------------------------------------------------
+
+
+class Buffer(NamedTuple):
+    obs: jnp.ndarray
+    action: jnp.ndarray
+    reward: jnp.ndarray
+    next_obs: jnp.ndarray
+    terminated: jnp.ndarray
+    size: jnp.ndarray
+    pos: jnp.ndarray
+
+
+class TrainResult(NamedTuple):
+    """``model``: the trained model (the weights of the chunk whose greedy return on
+    ``select_episodes`` episodes was best); ``returns``: ``(n, 3)`` rows (env steps so far, mean
+    return of the exploring episodes that ended in that chunk (NaN if none), greedy return after
+    the chunk); ``steps_per_s``: training env steps per second (compilation and the greedy
+    evaluations excluded); ``seconds``: wall time of everything."""
+
+    model: object
+    returns: np.ndarray
+    steps_per_s: float
+    seconds: float
+
+
+def _epsilon(config, step):
+    frac = jnp.clip(step / (config.eps_fraction * config.total_steps), 0.0, 1.0)
+    return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+
+def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None, eps_schedule: bool = True,
+          lr: float | None = None, chunks: int = 20, progress=None) -> TrainResult:
+    """Double DQN on ``config.env`` for ``steps`` env steps (default ``config.total_steps``).
+
+    ``model``: an NNX module (the spiking ``SNN``, its ``quant.qat`` copy for hardware-aware
+    fine-tuning, or the MLP baseline) and ``q_fn(model, obs) -> Q``. With ``eps_schedule=False``
+    exploration stays at ``eps_end`` and learning starts once a batch is in the buffer (fine-tuning
+    from a trained model). ``progress(done_steps, total_steps, mean_return, greedy_return)`` is
+    called per chunk.
+    Returns a :class:`TrainResult` with a trained copy (the argument is not modified).
+    """
+    steps = config.total_steps if steps is None else steps
+    env, env_params = make_env(config.env)
+    n_envs = config.num_envs
+    iterations = max(1, steps // n_envs)
+    chunks = max(1, min(chunks, iterations))
+    per_chunk = -(-iterations // chunks)
+    learning_starts = config.learning_starts if eps_schedule else config.batch_size
+    graphdef, params, rest = nnx.split(nnx.clone(model), nnx.Param, ...)
+    lr = lr or config.lr
+    n_updates = max(1, (iterations - learning_starts // n_envs) * config.updates_per_iteration)
+    schedule = optax.linear_schedule(lr, lr * config.lr_end_fraction, n_updates)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(schedule))
+
+    def q(p, obs):
+        return q_fn(nnx.merge(graphdef, p, rest), obs)
+
+    def loss_fn(p, target_p, batch):
+        q_all = q(p, batch.obs)
+        q_taken = jnp.take_along_axis(q_all, batch.action[:, None], axis=1)[:, 0]
+        next_online = q(p, batch.next_obs)
+        next_target = q(target_p, batch.next_obs)
+        a_star = jnp.argmax(next_online, axis=1)
+        bootstrap = jnp.take_along_axis(next_target, a_star[:, None], axis=1)[:, 0]
+        target = batch.reward + config.gamma * (1.0 - batch.terminated) * lax_stop(bootstrap)
+        return jnp.mean(optax.huber_loss(q_taken, target))
+
+    key = jax.random.key(config.seed + 1)
+    key, k_reset = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, n_envs), env_params)
+    obs_dim = obs.shape[-1]
+    size = config.buffer_size
+    buffer = Buffer(jnp.zeros((size, obs_dim)), jnp.zeros(size, jnp.int32), jnp.zeros(size),
+                    jnp.zeros((size, obs_dim)), jnp.zeros(size), jnp.int32(0), jnp.int32(0))
+    n_actions = env.action_space(env_params).n
+
+    def iteration(carry, i):
+        p, opt_state, target_p, buffer, env_state, obs, key, ep_ret, stats = carry
+        key, k_eps, k_act, k_step, k_batch = jax.random.split(key, 5)
+        step = i * n_envs
+        eps = _epsilon(config, step) if eps_schedule else jnp.float32(config.eps_end)
+        greedy = jnp.argmax(q(p, obs), axis=1)
+        random = jax.random.randint(k_act, (n_envs,), 0, n_actions)
+        action = jnp.where(jax.random.uniform(k_eps, (n_envs,)) < eps, random, greedy)
+        next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_step, n_envs), env_state, action, env_params)
+        idx = (buffer.pos + jnp.arange(n_envs)) % size
+        buffer = Buffer(buffer.obs.at[idx].set(obs), buffer.action.at[idx].set(action),
+                        buffer.reward.at[idx].set(reward.astype(jnp.float32)),
+                        buffer.next_obs.at[idx].set(info["final_observation"]),
+                        buffer.terminated.at[idx].set(terminated.astype(jnp.float32)),
+                        jnp.minimum(buffer.size + n_envs, size), (buffer.pos + n_envs) % size)
+        ep_ret = ep_ret + reward
+        done = jnp.logical_or(terminated, truncated)
+        stats = stats + jnp.stack([jnp.sum(jnp.where(done, ep_ret, 0.0)), jnp.sum(done)])
+        ep_ret = jnp.where(done, 0.0, ep_ret)
+
+        def update(args):
+            p, opt_state, target_p, k = args
+            for _ in range(config.updates_per_iteration):
+                k, kb = jax.random.split(k)
+                j = jax.random.randint(kb, (config.batch_size,), 0, buffer.size)
+                batch = Buffer(buffer.obs[j], buffer.action[j], buffer.reward[j], buffer.next_obs[j],
+                               buffer.terminated[j], buffer.size, buffer.pos)
+                grads = jax.grad(loss_fn)(p, target_p, batch)
+                upd, opt_state = tx.update(grads, opt_state, p)
+                p = optax.apply_updates(p, upd)
+                target_p = optax.incremental_update(p, target_p, config.target_tau)
+            return p, opt_state, target_p
+
+        p, opt_state, target_p = jax.lax.cond(step + n_envs >= learning_starts, update, lambda a: a[:3],
+                                              (p, opt_state, target_p, k_batch))
+        return (p, opt_state, target_p, buffer, env_state, next_obs, key, ep_ret, stats), None
+
+    @jax.jit
+    def run_chunk(carry, start):
+        carry = carry[:-1] + (jnp.zeros(2),)
+        carry, _ = jax.lax.scan(iteration, carry, start + jnp.arange(per_chunk))
+        return carry
+
+    def greedy(p):
+        return lambda o: jnp.argmax(q(p, o), axis=1)
+
+    select = _evaluator(config, config.select_episodes, seed=config.seed + 7)
+
+    t0 = time.perf_counter()
+    train_s = 0.0
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counters with floats
+        opt_state = tx.init(params)
+        carry = (params, opt_state, params, buffer, env_state, obs, key, jnp.zeros(n_envs), jnp.zeros(2))
+        curve, best = [], (-np.inf, params)
+        for c in range(chunks):
+            t_chunk = time.perf_counter()
+            carry = jax.block_until_ready(run_chunk(carry, jnp.int32(c * per_chunk)))
+            if c:
+                train_s += time.perf_counter() - t_chunk
+            stats = np.asarray(carry[-1])
+            done_steps = (c + 1) * per_chunk * n_envs
+            mean_ret = stats[0] / stats[1] if stats[1] else float("nan")
+            greedy_ret = float(np.mean(select(greedy(carry[0]))[0])) if config.select_episodes else np.nan
+            if config.select_episodes and greedy_ret >= best[0] and done_steps >= learning_starts:
+                best = (greedy_ret, carry[0])
+            curve.append((done_steps, mean_ret, greedy_ret))
+            if progress is not None:
+                progress(done_steps, chunks * per_chunk * n_envs, mean_ret, greedy_ret)
+    t1 = time.perf_counter()
+    final = best[1] if config.select_episodes and np.isfinite(best[0]) else carry[0]
+    trained = nnx.merge(graphdef, final, rest)
+    rate = (chunks - 1) * per_chunk * n_envs / train_s if chunks > 1 else float("nan")
+    return TrainResult(trained, np.asarray(curve, np.float64), rate, t1 - t0)
+
+
+def lax_stop(x):
+    return jax.lax.stop_gradient(x)
+
+
+# --- evaluation -------------------------------------------------------------------------------------------
+
+
+def _evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None = None, record: int = 0):
+    """``run(policy) -> (returns (E,), observations of episode 0)``; compiled once per policy."""
+    env, env_params = make_env(config.env)
+    max_steps = max_steps or int(env_params.max_steps_in_episode)
+    obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(seed), episodes),
+                                                          env_params)
+
+    def run(policy):
+        def step(carry, t):
+            obs, state, key, ret, alive = carry
+            key, k = jax.random.split(key)
+            action = policy(obs)
+            next_obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k, episodes), state, action, env_params)
+            ret = ret + jnp.where(alive, reward, 0.0)
+            alive = alive & ~(terminated | truncated)
+            return (next_obs, state, key, ret, alive), obs[0]
+
+        carry = (obs0, state0, jax.random.key(seed + 1), jnp.zeros(episodes), jnp.ones(episodes, bool))
+        with jax.numpy_dtype_promotion("standard"):
+            (_, _, _, ret, _), seen = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(max_steps)))(carry)
+        return np.asarray(ret), np.asarray(seen[:record])
+
+    return run
+
+
+def evaluate(config: DQNConfig, policy: Callable, *, episodes: int | None = None, seed: int = 1234,
+             max_steps: int | None = None, record: int = 0):
+    """Greedy returns over ``episodes`` episodes run side by side.
+
+    ``policy(obs) -> actions`` (``(E, obs_dim) -> (E,)``, jittable: e.g. the chip model on the
+    quantized network). Each environment plays exactly one episode (steps after its end are
+    ignored). Returns ``(returns (E,), observations of episode 0 for its first ``record`` steps)``.
+    """
+    return _evaluator(config, episodes or config.eval_episodes, seed, max_steps, record)(policy)
+
+
+def chip_policy(config: DQNConfig, qmodel, profile: str = "float32", spec=None):
+    """``(policy, net)``: the greedy policy computed by the chip model on ``quantize(qmodel)``.
+
+    ``qmodel`` is a ``quant.qat`` model (its readout scale turns chip voltages into Q-values). The
+    policy encodes observations exactly as :func:`encode`, runs ``hwmodel.run`` on the compiled
+    network and takes the argmax of the readout's mean voltage divided by the scale: the same
+    float32 operations as the QAT forward, so the actions are identical.
+    """
+    from s2jax import hwmodel, quant
+
+    net = quant.quantize(qmodel)
+    kwargs = {} if spec is None else {"spec": spec}
+    prog = hwmodel.compile_network(net, profile, **kwargs)
+    last = qmodel.neurons[-1]
+    name = f"layer{len(qmodel.neurons) - 1}"
+    scale = jnp.broadcast_to(last.quant_scale[...], last.shape)
+    frac = jnp.float32(2.0 ** prog.layout.v_frac_bits)
+
+    def policy(obs):
+        x = encode(config, obs) > 0.5
+        _, trace = hwmodel.run(prog, {"input": x})
+        v = trace.voltages[name]
+        if profile == "fixed":
+            v = v.astype(jnp.float32) / frac
+        return jnp.argmax((v / scale).mean(axis=1), axis=1)
+
+    return policy, net
