@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from s2jax.fixedpoint import fmul
 from s2jax.layers.neurons import CubaLIF
 
 __all__ = ["SNN", "SNNOutput"]
@@ -82,7 +83,10 @@ class SNN(nnx.Module):
         out = h
         last = self.neurons[-1]
         if last.readout and last.quant_scale is not None:
-            out = out / jnp.broadcast_to(last.quant_scale[...], last.shape)
+            # times the reciprocal (XLA rewrites a division by a constant into that multiply), as a
+            # product no later add can fuse with: callers doing the same on chip-model voltages
+            # (e.g. s2jax.recipes.dqn.chip_q) then round exactly alike, jitted or not
+            out = fmul(out, jnp.float32(1.0) / jnp.broadcast_to(last.quant_scale[...], last.shape))
         return SNNOutput(out, tuple(spikes), tuple(voltages))
 
     def _run_layer(self, syn, neuron, h):

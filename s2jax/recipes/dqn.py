@@ -35,8 +35,8 @@ from flax import nnx
 
 from s2jax import layers as L
 
-__all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "train",
-           "evaluate", "TrainResult"]
+__all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "encode", "train",
+           "evaluate", "TrainResult", "chip_q", "chip_policy"]
 
 ENV_BOUNDS = {
     # observation ranges mapped onto the population code's receptive fields (values outside clip)
@@ -127,11 +127,21 @@ def encode(config: DQNConfig, obs):
     return jnp.concatenate([x, pad], axis=1)
 
 
+def readout_q(v):
+    """``(B, T, A)`` readout membranes -> ``(B, A)`` Q-values: the mean over ticks, summed in tick
+    order and multiplied by the float32 constant 1/T, so every caller (jitted or not, QAT model or
+    chip model) rounds the same way."""
+    acc = v[:, 0]
+    for t in range(1, v.shape[1]):
+        acc = acc + v[:, t]
+    return acc * jnp.float32(1.0 / v.shape[1])
+
+
 def snn_q(config: DQNConfig) -> Callable:
     """``q(model, obs) -> (B, n_actions)``: mean readout membrane of the spiking Q-network."""
 
     def q(model, obs):
-        return model(encode(config, obs)).output.mean(axis=1)
+        return readout_q(model(encode(config, obs)).output)
 
     return q
 
@@ -358,30 +368,39 @@ def evaluate(config: DQNConfig, policy: Callable, *, episodes: int | None = None
     return _evaluator(config, episodes or config.eval_episodes, seed, max_steps, record)(policy)
 
 
-def chip_policy(config: DQNConfig, qmodel, profile: str = "float32", spec=None):
-    """``(policy, net)``: the greedy policy computed by the chip model on ``quantize(qmodel)``.
+def chip_q(config: DQNConfig, qmodel, profile: str = "float32", spec=None, net=None):
+    """``(q, net)``: Q-values ``q(obs) -> (B, n_actions)`` computed by the chip model on ``net``
+    (default ``quantize(qmodel)``).
 
     ``qmodel`` is a ``quant.qat`` model (its readout scale turns chip voltages into Q-values). The
-    policy encodes observations exactly as :func:`encode`, runs ``hwmodel.run`` on the compiled
-    network and takes the argmax of the readout's mean voltage divided by the scale: the same
-    float32 operations as the QAT forward, so the actions are identical.
+    observations are encoded exactly as :func:`encode`, ``hwmodel.run`` runs the compiled
+    network, and the readout's voltages divided by the scale are averaged over the ticks
+    (:func:`readout_q`): the same float32 operations as the QAT forward, so the Q-values are
+    identical.
     """
     from s2jax import hwmodel, quant
+    from s2jax.fixedpoint import fmul
 
-    net = quant.quantize(qmodel)
+    net = quant.quantize(qmodel) if net is None else net
     kwargs = {} if spec is None else {"spec": spec}
     prog = hwmodel.compile_network(net, profile, **kwargs)
     last = qmodel.neurons[-1]
     name = f"layer{len(qmodel.neurons) - 1}"
-    scale = jnp.broadcast_to(last.quant_scale[...], last.shape)
+    inv_scale = jnp.float32(1.0) / jnp.broadcast_to(last.quant_scale[...], last.shape)
     frac = jnp.float32(2.0 ** prog.layout.v_frac_bits)
 
-    def policy(obs):
+    def q(obs):
         x = encode(config, obs) > 0.5
         _, trace = hwmodel.run(prog, {"input": x})
         v = trace.voltages[name]
         if profile == "fixed":
             v = v.astype(jnp.float32) / frac
-        return jnp.argmax((v / scale).mean(axis=1), axis=1)
+        return readout_q(fmul(v, inv_scale))  # as SNN scales its readout: no fused multiply-add
 
-    return policy, net
+    return q, net
+
+
+def chip_policy(config: DQNConfig, qmodel, profile: str = "float32", spec=None, net=None):
+    """``(policy, net)``: the greedy policy of :func:`chip_q`."""
+    q, net = chip_q(config, qmodel, profile, spec, net)
+    return (lambda obs: jnp.argmax(q(obs), axis=1)), net

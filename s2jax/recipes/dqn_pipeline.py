@@ -41,8 +41,11 @@ PRESETS = {
 }
 
 
+TRAINING_ONLY = ("eval_episodes",)  # settings that do not change the trained weights
+
+
 def _config_dict(config, extra) -> dict:
-    d = dataclasses.asdict(config)
+    d = {k: v for k, v in dataclasses.asdict(config).items() if k not in TRAINING_ONLY}
     return json.loads(json.dumps({**d, **extra}, default=str))
 
 
