@@ -71,6 +71,7 @@ class DQNConfig:
     learning_starts: int = 5_000
     updates_per_iteration: int = 2
     gamma: float = 0.99
+    reward_scale: float = 1.0  # rewards are multiplied by this in the TD target (Q in scaled units)
     lr: float = 5e-4
     lr_end_fraction: float = 0.1  # the learning rate decays linearly to lr * this at the end
     max_grad_norm: float = 10.0
@@ -236,7 +237,7 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
         next_target = q(target_p, batch.next_obs)
         a_star = jnp.argmax(next_online, axis=1)
         bootstrap = jnp.take_along_axis(next_target, a_star[:, None], axis=1)[:, 0]
-        target = batch.reward + config.gamma * (1.0 - batch.terminated) * lax_stop(bootstrap)
+        target = config.reward_scale * batch.reward + config.gamma * (1.0 - batch.terminated) * lax_stop(bootstrap)
         return jnp.mean(optax.huber_loss(q_taken, target))
 
     key = jax.random.key(config.seed + 1)

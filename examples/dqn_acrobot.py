@@ -1,0 +1,14 @@
+"""Spiking DQN on Acrobot-v1 (reward -1 per step until the tip swings above the bar; best is
+about -60), through float training, 8-bit PTQ and QAT on the chip model, and export."""
+
+import argparse
+
+from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="s2jax-acrobot")
+    parser.add_argument("--steps", type=int, default=PRESETS["Acrobot-v1"].total_steps)
+    args = parser.parse_args()
+    config = PRESETS["Acrobot-v1"].replace(total_steps=args.steps)
+    print(format_table(run_pipeline(config, args.out, qat_steps=50_000)))

@@ -1,0 +1,17 @@
+"""Spiking DQN on CartPole-v1: float training, 8-bit PTQ and QAT on the chip model, export.
+
+The same pipeline as ``s2jax demo``; change the settings below (any ``DQNConfig`` field) to
+experiment. Results, plots and the exported network go to ``--out``.
+"""
+
+import argparse
+
+from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="s2jax-cartpole")
+    parser.add_argument("--steps", type=int, default=PRESETS["CartPole-v1"].total_steps)
+    args = parser.parse_args()
+    config = PRESETS["CartPole-v1"].replace(total_steps=args.steps)  # e.g. .replace(hidden=(128, 128))
+    print(format_table(run_pipeline(config, args.out, qat_steps=50_000)))
