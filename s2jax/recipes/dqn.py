@@ -71,7 +71,7 @@ class DQNConfig:
     learning_starts: int = 5_000
     updates_per_iteration: int = 2
     gamma: float = 0.99
-    reward_scale: float = 1.0  # rewards are multiplied by this in the TD target (Q in scaled units)
+    reward_scale: float = 0.1  # rewards are multiplied by this in the TD target (Q in scaled units)
     lr: float = 5e-4
     lr_end_fraction: float = 0.1  # the learning rate decays linearly to lr * this at the end
     max_grad_norm: float = 10.0
@@ -304,6 +304,8 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
         opt_state = tx.init(params)
         carry = (params, opt_state, params, buffer, env_state, obs, key, jnp.zeros(n_envs), jnp.zeros(2))
         curve, best = [], (-np.inf, params)
+        if config.select_episodes and not eps_schedule:  # fine-tuning: the starting weights compete too
+            best = (float(np.mean(select(greedy(params))[0])), params)
         for c in range(chunks):
             t_chunk = time.perf_counter()
             carry = jax.block_until_ready(run_chunk(carry, jnp.int32(c * per_chunk)))
