@@ -196,6 +196,52 @@ class ChipSpec:
     # --- int8 MAC layer (section 5) ---
     mla_shift_rounding: Rounding = _f(Rounding.FLOOR, "A", _SPEC, "requantization shift is a truncating shift")
 
+    # --- EGRU (section 6): the integer profile is ours; the float32 profile's activations too ---
+    egru_frac_bits: int = _f(
+        12, "A", _SPEC + " (ours)",
+        "EGRU integer profile: inputs, events y, state h, biases, thresholds and gate values are int16 Q3.12 "
+        "(value = q / 2^12), every stored value saturating to int16",
+    )
+    egru_weight_bits: int = _f(
+        8, "A", _SPEC + " (ours)", "EGRU integer weights are signed, used symmetrically: 8 bits = [-127, 127]"
+    )
+    egru_weight_exponent_range: tuple[int, int] = _f(
+        (0, 31), "A", "ours",
+        "per output unit a power-of-two scale for its input and one for its recurrent weights: real w = q * 2^-e, "
+        "e the largest in this range with max(abs(w)) * 2^e <= 127 over that unit's weights",
+    )
+    egru_requant_rounding: Rounding = _f(
+        Rounding.HALF_UP, "A", "ours", "rounding of the int32 accumulator's right shift by e onto Q3.12"
+    )
+    egru_product_rounding: Rounding = _f(
+        Rounding.HALF_UP, "A", "ours", "rounding of the Q3.12 products r*(R_g y + b_rg), z*h, (1-z)*g: (a*b) >> 12"
+    )
+    egru_sigmoid_lut_entries: int = _f(
+        4096, "A", "ours", "int16 entries of the sigmoid table: entry = round_half_even(sigmoid(bin centre) * 2^12)"
+    )
+    egru_tanh_lut_entries: int = _f(
+        4096, "A", "ours", "int16 entries of the tanh table: entry = round_half_even(tanh(bin centre) * 2^12)"
+    )
+    egru_lut_input_range: tuple[float, float] = _f(
+        (-8.0, 8.0), "A", "ours",
+        "input range [lo, hi) of both tables; index = (sat16(a) - lo) >> shift (floor), clamped to the table, "
+        "2^shift = (hi - lo) * 2^12 / entries",
+    )
+    egru_float32_exp: str = _f(
+        "cephes_expf", "A",
+        "ours: the float32 EGRU code's expf is not public; Cephes expf (Moshier) with one rounding per operation",
+        "float32 profile: sigmoid = 1/(1+e) or e/(1+e) with e = exp(-abs(a)), tanh = +-(1-e)/(1+e) with "
+        "e = exp(-2 abs(a)), exp by Cephes expf's reduction and polynomial, arguments clamped to [-87, 0]",
+    )
+    egru_accumulation_order: str = _f(
+        "input_unit_index", "A", "Nazeer et al. (AICAS 2024) process one event packet at a time; order ours",
+        "float32 profile: a unit's input and recurrent sums are separate accumulators starting at +0, each adding "
+        "one contribution per input unit with an event, in index order",
+    )
+    egru_layer_latency_ticks: int = _f(
+        0, "A", "ours (as the EvNN reference)", "layer l at step t consumes layer l-1's events of the same step"
+    )
+
     def __post_init__(self):
         if self.cuba_current_order not in ("current", "previous"):
             raise ValueError(
@@ -215,6 +261,32 @@ class ChipSpec:
             raise ValueError(f"fixed_decay_frac_bits must be in [1, 16], got {self.fixed_decay_frac_bits}")
         if not 0 <= self.fixed_v_frac_bits <= 30:
             raise ValueError(f"fixed_v_frac_bits must be in [0, 30], got {self.fixed_v_frac_bits}")
+        self._check_egru()
+
+    def _check_egru(self):
+        if not 1 <= self.egru_frac_bits <= 14:
+            raise ValueError(f"egru_frac_bits must be in [1, 14], got {self.egru_frac_bits}")
+        if not 2 <= self.egru_weight_bits <= 8:
+            raise ValueError(f"egru_weight_bits must be in [2, 8] (int8 storage), got {self.egru_weight_bits}")
+        lo, hi = self.egru_weight_exponent_range
+        if not 0 <= lo <= hi <= 31:
+            raise ValueError(f"egru_weight_exponent_range must satisfy 0 <= lo <= hi <= 31, got {(lo, hi)}")
+        lo, hi = self.egru_lut_input_range
+        one = 2**self.egru_frac_bits
+        if not (-32768 <= lo * one < hi * one <= 32768 and float(lo * one).is_integer()
+                and float(hi * one).is_integer()):
+            raise ValueError(f"egru_lut_input_range {(lo, hi)} must be on the Q grid, lo < hi, inside int16")
+        for name in ("egru_sigmoid_lut_entries", "egru_tanh_lut_entries"):
+            n = getattr(self, name)
+            width = int((hi - lo) * one)
+            if n < 2 or width % n or (width // n) & (width // n - 1):
+                raise ValueError(f"{name}={n}: the table must split the input range into power-of-two bins")
+        if self.egru_float32_exp != "cephes_expf":
+            raise ValueError(f"egru_float32_exp {self.egru_float32_exp!r} is not implemented")
+        if self.egru_accumulation_order != "input_unit_index":
+            raise ValueError(f"egru_accumulation_order {self.egru_accumulation_order!r} is not implemented")
+        if self.egru_layer_latency_ticks != 0:
+            raise ValueError("egru_layer_latency_ticks != 0 is not implemented")
 
     def weight_range(self, model: str) -> tuple[int, int]:
         """Inclusive integer weight range of ``Projection`` synapses into a population of `model`

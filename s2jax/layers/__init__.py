@@ -7,3 +7,7 @@ from s2jax.layers.snn import SNN, SNNOutput
 from s2jax.layers.synapses import Conv, Linear
 
 __all__ = ["LIF", "LI", "CubaLIF", "Linear", "Conv", "SNN", "SNNOutput", "surrogates", "encoders", "losses"]
+
+from s2jax.layers.egru import EGRU, EGRUStack  # noqa: E402
+
+__all__ += ["EGRU", "EGRUStack"]
