@@ -1,0 +1,38 @@
+"""Character-level EGRU language model: float EGRU, integer-QAT EGRU (what the chip model computes)
+and an LSTM of about the same parameter count, trained the same way on the same text.
+
+--text PATH: a UTF-8 text file. Default: a corpus built offline from this Python's standard
+library source (textwrap.py, argparse.py, string.py, ... : s2jax.recipes.egru_lm.CORPUS_MODULES).
+Prints test perplexities, the event sparsity per layer and the chip cost per character, and
+writes them to --out (JSON).
+"""
+
+import argparse
+import json
+
+from s2jax.recipes import egru_lm
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text", help="UTF-8 text file (default: the standard-library corpus)")
+    parser.add_argument("--steps", type=int, default=egru_lm.LMConfig.steps)
+    parser.add_argument("--qat-steps", type=int, default=egru_lm.LMConfig.qat_steps)
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(egru_lm.LMConfig.hidden))
+    parser.add_argument("--out", default="egru_lm.json")
+    args = parser.parse_args()
+    config = egru_lm.LMConfig(steps=args.steps, qat_steps=args.qat_steps, hidden=tuple(args.hidden))
+    text = egru_lm.load_corpus(args.text, config.max_chars)
+    result = egru_lm.run(config, text)
+    print(f"{result['chars']:,} characters, vocabulary {result['vocab']}")
+    print(f"  float EGRU            perplexity {result['float_egru_perplexity']:.3f}  "
+          f"({result['egru_params']:,} parameters)")
+    print(f"  integer QAT EGRU      perplexity {result['qat_int_egru_perplexity']:.3f}  (= the chip model)")
+    print(f"  LSTM                  perplexity {result['lstm_perplexity']:.3f}  ({result['lstm_params']:,} parameters)")
+    print("  event sparsity per layer (QAT): "
+          + ", ".join(f"{100 * s:.1f}%" for s in result["qat_sparsity_per_layer"]))
+    cost = result["chip_cost_per_char"]
+    print(f"  chip per character: {cost['synaptic_events']:,.0f} synaptic events "
+          f"({cost['sparsity_gain']:.1f}x fewer than dense), {1e9 * cost['energy_j']:.1f} nJ (estimate)")
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {args.out}")
