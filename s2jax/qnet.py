@@ -176,6 +176,14 @@ class Population:
             raise ValueError(f"population {self.name!r}: max atoms per core must be a positive integer, got {n!r}")
         self.max_atoms_per_core = int(n)
 
+    def set_spike_times(self, spike_times: dict):
+        """Replace a ``spike_list`` population's ``{neuron_index: [tick, ...]}`` (validated as at
+        construction), e.g. to put one encoded example into an exported network's input."""
+        if self.neuron_model not in INPUT_MODELS:
+            raise ValueError(f"population {self.name!r}: only spike_list populations take spike times, "
+                             f"this one is {self.neuron_model!r}")
+        self.params = self._check_spike_list(spike_times)
+
     def param_array(self, key: str, dtype=np.float32) -> np.ndarray:
         """One value per neuron of a parameter, as ``dtype`` (float32 unless said otherwise)."""
         return np.broadcast_to(np.asarray(self.params[key], dtype=dtype), (self.size,)).copy()

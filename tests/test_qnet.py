@@ -151,3 +151,18 @@ def test_dense_weights_into_conv_population_use_the_no_delay_range():
     pre, post = conv_pops()
     with pytest.raises(ValueError, match=r"weight -128 outside \[-127, 127\]"):
         snn.Projection(pre, post, [[0, 0, -128, 0]])
+
+
+def test_set_spike_times_validates_like_construction():
+    import pytest
+
+    from s2jax import qnet as snn
+
+    inp = snn.Population(3, "spike_list", name="in")
+    inp.set_spike_times({0: [2, 1], 2: [5]})
+    assert inp.params == {0: [1, 2], 2: [5]}
+    with pytest.raises(ValueError, match="outside"):
+        inp.set_spike_times({3: [1]})
+    lif = snn.Population(2, "lif", name="h")
+    with pytest.raises(ValueError, match="only spike_list"):
+        lif.set_spike_times({0: [1]})

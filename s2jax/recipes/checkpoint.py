@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["save_model", "load_model", "read_meta"]
+__all__ = ["save_model", "load_model", "read_meta", "atomic_write"]
 
 
 def _flat(model) -> dict:
@@ -27,7 +27,9 @@ def _flat(model) -> dict:
     return out
 
 
-def _atomic_write(path: Path, write):
+def atomic_write(path: Path, write):
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``; on any
+    error the temporary file is removed and ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -48,9 +50,9 @@ def save_model(path, model, meta: dict) -> Path:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    _atomic_write(path, write_npz)
+    atomic_write(path, write_npz)
     side = {**meta, "keys": sorted(arrays)}
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(side, indent=1)))
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(side, indent=1)))
     return path
 
 

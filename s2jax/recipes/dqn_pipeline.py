@@ -80,7 +80,7 @@ def _example_input(net, config, obs):
     """Put one encoded observation into the input population, so the bundle and image run an inference."""
     spikes = np.asarray(dqn.encode(config, obs[None]))[0] > 0.5
     pop = net.population("input")
-    pop.params = pop._check_spike_list({int(i): np.nonzero(spikes[:, i])[0].tolist()
+    pop.set_spike_times({int(i): np.nonzero(spikes[:, i])[0].tolist()
                                         for i in range(spikes.shape[1]) if spikes[:, i].any()})
 
 
