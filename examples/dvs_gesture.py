@@ -9,7 +9,8 @@ With ``--data PATH`` it runs on IBM's DVSGesture in tonic's layout: PATH holds
 
 import argparse
 
-from s2jax.recipes.dvs import PRESETS, format_table, run_pipeline
+from s2jax.recipes.dvs import PRESETS
+from s2jax.recipes.dvs_pipeline import format_table, run_pipeline
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,7 +14,7 @@ from flax import nnx
 from s2jax import SPINNAKER2, export, hwmodel, quant
 from s2jax import data as D
 from s2jax.qnet import Conv2DProjection
-from s2jax.recipes import checkpoint, dvs
+from s2jax.recipes import checkpoint, dvs, dvs_pipeline
 
 TINY = dvs.DVSConfig(ticks=10, channels=(4, 8), pools=(1, 2), hidden=16, synthetic_classes=4)
 
@@ -86,12 +86,12 @@ def test_a_model_over_the_accumulator_is_refused_before_training():
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     out = tmp_path_factory.mktemp("dvs")
-    return out, dvs.run_pipeline(SMALL, out, quiet=True)
+    return out, dvs_pipeline.run_pipeline(SMALL, out, quiet=True)
 
 
 def test_float_ptq_qat_on_the_chip_model(pipeline):
     _, s = pipeline
-    print(dvs.format_table(s))
+    print(dvs_pipeline.format_table(s))
     ptq = {float(p): v["test"] for p, v in s["ptq"].items()}
     assert sorted(ptq) == sorted(SMALL.percentiles)
     assert s["float_accuracy"] >= 0.75  # chance 0.167; measured 0.827
@@ -113,7 +113,7 @@ def test_summary_plots_and_files(pipeline):
             "summary.json"} <= names
     assert all((out / n).exists() for n in names)
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
-    table = dvs.format_table(s)
+    table = dvs_pipeline.format_table(s)
     assert "QAT forward == chip model              exact" in table and "<- best on validation" in table
 
 

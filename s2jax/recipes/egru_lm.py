@@ -52,7 +52,7 @@ class LMConfig:
     batch_size: int = 32
     steps: int = 1500
     lr: float = 3e-3
-    activity: float = 0.02  # weight of the mean |event| penalty (sparsity)
+    activity: float = 4.0  # weight of the mean |event| penalty (sparsity)
     qat_steps: int = 300
     qat_lr: float = 5e-4
     max_chars: int = 400_000
