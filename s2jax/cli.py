@@ -20,6 +20,16 @@ EPILOG = """examples:
 """
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: str = "subtract"):
     """A ``qnet.Network`` from a bundle folder, a board image or a NIR file (told apart by content)."""
     from s2jax.export import image, pyspinnaker2
@@ -135,10 +145,18 @@ def cmd_simulate(args) -> int:
         s = np.asarray(s[0])
         print(f"  {name:<16} {int(s.sum()):>8} spikes  ({s.any(axis=0).sum()} of {s.shape[1]} neurons fired)")
     if args.out:
+        from s2jax.recipes.checkpoint import atomic_write
+
         arrays = {f"spikes/{k}": np.asarray(v[0]) for k, v in trace.spikes.items()}
         arrays.update({f"voltages/{k}": np.asarray(v[0]) for k, v in trace.voltages.items()})
-        np.savez(args.out, **arrays)
-        print(f"wrote {args.out}")
+        out = Path(args.out) if args.out.endswith(".npz") else Path(args.out + ".npz")
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(out, write)
+        print(f"wrote {out}")
     return 0
 
 
@@ -148,12 +166,15 @@ def cmd_demo(args) -> int:
 
     config = PRESETS.get(args.env, dqn.DQNConfig(env=args.env))
     changes = {"seed": args.seed}
-    if args.steps:
+    if args.steps is not None:
         changes["total_steps"] = args.steps
-    if args.episodes:
+    if args.episodes is not None:
         changes["eval_episodes"] = args.episodes
     config = config.replace(**changes)
-    config.bounds()  # a clear error for an environment without observation bounds
+    dqn.make_env(config.env)  # a clear error for an unknown environment
+    if args.env not in PRESETS:
+        raise ValueError(f"{args.env}: no observation range is known for the population code; run it from "
+                         f"Python with DQNConfig(env=..., obs_low=..., obs_high=...) (examples/dqn_custom_env.py)")
     summary = run_pipeline(config, args.out, qat_steps=args.qat_steps, profile=args.profile, resume=args.resume)
     print(format_table(summary))
     return 0
@@ -180,16 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "it (NIR, py-spinnaker2 bundle, board image) and print one table.")
     d.add_argument("--env", default="CartPole-v1", help="gymnax environment (presets: CartPole-v1, Acrobot-v1)")
     d.add_argument("--out", default="s2jax-demo", help="output folder (default s2jax-demo/)")
-    d.add_argument("--steps", type=int, help="float training env steps (default: the preset's)")
-    d.add_argument("--qat-steps", type=int, default=50_000, help="fine-tuning env steps (default 50000)")
-    d.add_argument("--episodes", type=int, help="greedy evaluation episodes (default 100)")
+    d.add_argument("--steps", type=_positive_int, help="float training env steps (default: the preset's)")
+    d.add_argument("--qat-steps", type=_positive_int, default=50_000, help="fine-tuning env steps (default 50000)")
+    d.add_argument("--episodes", type=_positive_int, help="greedy evaluation episodes (default 100)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--profile", choices=["float32", "fixed"], default="float32", help="chip numerics")
     d.add_argument("--resume", action="store_true", help="reuse checkpoints in --out whose settings match")
 
     c = sub.add_parser("check", help="design-rule check: can the chip run FILE, and every reason it cannot")
     c.add_argument("file", metavar="FILE")
-    c.add_argument("--chips", type=int, default=1, help="chips the network may span (default 1)")
+    c.add_argument("--chips", type=_positive_int, default=1, help="chips the network may span (default 1)")
     _add_nir_options(c)
 
     i = sub.add_parser("inspect", help="populations, sizes, PEs, memory per PE and estimated cost of FILE")
@@ -200,12 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file", metavar="FILE")
     e.add_argument("--to", choices=["nir", "pyspinnaker2", "image"], required=True)
     e.add_argument("--out", required=True, help="output file (nir, image) or folder (pyspinnaker2)")
-    e.add_argument("--timesteps", type=int, default=100, help="ticks the py-spinnaker2 script runs (default 100)")
+    e.add_argument("--timesteps", type=_positive_int, default=100, help="ticks the py-spinnaker2 script runs (default 100)")
     _add_nir_options(e)
 
     s = sub.add_parser("simulate", help="run FILE on the chip model, inputs from its spike_list populations")
     s.add_argument("file", metavar="FILE")
-    s.add_argument("--timesteps", type=int, required=True)
+    s.add_argument("--timesteps", type=_positive_int, required=True)
     s.add_argument("--profile", choices=["float32", "fixed"], default="float32")
     s.add_argument("--out", help="save spikes and voltages to this .npz")
     _add_nir_options(s)

@@ -100,3 +100,18 @@ def test_console_script_help_and_a_check(files):
     assert done.returncode == 0 and "OK" in done.stdout
     bad = subprocess.run([*cmd, "check", str(img) + ".missing"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "no such file" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_numbers_must_be_positive(files, capsys):
+    _, img, _ = files
+    for argv in (["simulate", str(img), "--timesteps", "0"], ["demo", "--episodes", "0"], ["check", str(img), "--chips", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_simulate_names_the_npz_it_wrote(files, tmp_path, capsys):
+    _, img, _ = files
+    assert main(["simulate", str(img), "--timesteps", "5", "--out", str(tmp_path / "sim")]) == 0
+    assert (tmp_path / "sim.npz").exists() and f"wrote {tmp_path / 'sim.npz'}" in capsys.readouterr().out

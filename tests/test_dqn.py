@@ -2,6 +2,7 @@
 artefacts reproduce the chip-model actions exactly."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -94,3 +95,27 @@ def test_resume_reuses_matching_checkpoints(demo, tmp_path):
 def test_unknown_environment_bounds_are_a_clear_error():
     with pytest.raises(ValueError, match="obs_low and obs_high"):
         dqn.DQNConfig(env="MountainCar-v0").bounds()
+
+
+def test_checkpoint_metadata_travels_with_the_weights(tmp_path):
+    a, b = dqn.make_qnet(SMALL, 4, 2), dqn.make_qnet(SMALL.replace(seed=5), 4, 2)
+    path = tmp_path / "ckpt"
+    checkpoint.save_model(path, a, {"seed": 0})
+    checkpoint.save_model(path, b, {"seed": 5})
+    (tmp_path / "ckpt.json").write_text('{"seed": 0}')  # a stale sidecar (an interrupted write) is not trusted
+    assert checkpoint.read_meta(path) == {"seed": 5}
+    loaded = checkpoint.load_model(path, dqn.make_qnet(SMALL, 4, 2))
+    assert checkpoint.weights_digest(loaded) == checkpoint.weights_digest(b) != checkpoint.weights_digest(a)
+    assert oct(os.stat(tmp_path / "ckpt.npz").st_mode & 0o777) != "0o600"
+
+
+def test_train_runs_the_requested_steps_rounded_to_whole_chunks():
+    cfg = SMALL.replace(total_steps=84, num_envs=4, select_episodes=0, learning_starts=8, batch_size=8)
+    r = dqn.train(cfg, dqn.make_mlp(cfg, 4, 2), dqn.mlp_q(cfg))
+    assert 84 <= r.returns[-1, 0] < 84 + 2 * 4 * 2  # 21 iterations in chunks of 2: 22 iterations
+
+
+def test_config_validation():
+    for bad in (dict(total_steps=0), dict(eval_episodes=-3), dict(buffer_size=4, num_envs=8), dict(hidden=())):
+        with pytest.raises(ValueError, match="DQNConfig"):
+            dqn.DQNConfig(**bad)

@@ -61,6 +61,9 @@ def test_chip_model_runs_the_integer_qat_stack_exactly(data):
 def test_chip_cost_counts_events_along_their_fanout():
     model = E.EGRULM(10, TINY, nnx.Rngs(0))
     cost = E.egru_chip_cost(model, [0.5, 0.25])
-    # layer 0: 0.5 * 16 units * (3*16 recurrent + 3*16 next-layer) ; layer 1: 0.25 * 16 * 48
-    assert cost["synaptic_events"] == pytest.approx(0.5 * 16 * 96 + 0.25 * 16 * 48)
-    assert cost["neuron_updates"] == 32 and cost["sparsity_gain"] == pytest.approx((16 * 96 + 16 * 48) / 960)
+    # embedding 8 -> layer 0's 48 input columns; layer 0: 0.5 * 16 units * (48 recurrent + 48 into layer 1);
+    # layer 1: 0.25 * 16 * 48 recurrent
+    events = 8 * 48 + 0.5 * 16 * 96 + 0.25 * 16 * 48
+    assert cost["synaptic_events"] == pytest.approx(events)
+    assert cost["neuron_updates"] == 32
+    assert cost["sparsity_gain"] == pytest.approx((8 * 48 + 16 * 96 + 16 * 48) / events)

@@ -128,3 +128,14 @@ def test_remat_keeps_the_forward_exact_and_the_gradient(remat, profile):
 def test_remat_rejects_a_bad_chunk_length():
     with pytest.raises(ValueError, match="remat must be"):
         L.SNN([(L.Linear(2, 2, rngs=nnx.Rngs(0)), L.LIF(2))], remat=0)
+
+
+def test_float_readout_gradients_stay_finite_for_large_losses():
+    """The LI readout's unreachable threshold (3.4e38) must not turn a large gradient into NaN."""
+    model = L.SNN([(L.Linear(2, 3, rngs=nnx.Rngs(0)), L.LIF(3, threshold=0.5)),
+                   (L.Linear(3, 1, rngs=nnx.Rngs(1)), L.LI(1, alpha=0.5))])
+    x = jnp.ones((1, 4, 2))
+    for c in (0.5, 2.0, 100.0):
+        grads = nnx.grad(lambda m: c * jnp.sum(m(x).output ** 2))(model)
+        for leaf in jax.tree_util.tree_leaves(nnx.state(grads, nnx.Param)):
+            assert np.all(np.isfinite(np.asarray(leaf))), c

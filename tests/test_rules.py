@@ -181,3 +181,22 @@ def test_cost_estimate_worst_case_and_from_a_trace():
     assert est.real_time and "nJ per tick" in est.summary()
     conv = estimate_cost(conv_net())
     assert conv.macs_per_tick == 2 * 2 * 2 * 1 * 3 * 3
+
+
+def test_nir_graph_rules_report_unsupported_nodes_and_unweighted_inputs():
+    nir = pytest.importorskip("nir")
+    lif = dict(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([2])), "n": nir.LIF(**lif),
+               "thr": nir.Threshold(np.ones(2)), "output": nir.Output(np.array([2]))},
+        edges=[("input", "n"), ("n", "thr"), ("thr", "output")])
+    v = rules.check(graph)
+    assert {(x.rule, x.where) for x in v} == {("nir_node_type", "node 'thr'"), ("nir_unweighted_edge", "node 'n'")}
+
+
+def test_non_finite_weights_are_reported_not_crashed_on():
+    net = clean()
+    net.projections[1].weights = net.projections[1].weights.astype(np.float64)
+    net.projections[1].weights[0] = np.inf
+    v = rules.check(net)
+    assert [x.rule for x in v] == ["weight_range"] and "not finite" in v[0].message

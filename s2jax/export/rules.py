@@ -27,8 +27,9 @@ Rules (name: what it checks):
 - ``conv_target``: conv projections only into ``lif_conv2d`` populations.
 - ``projection_endpoints``: projections connect populations of the network, pre and post indices
   inside them, and only neuron models receive synapses.
-- graph rules (``nir_consecutive_weights``, ``nir_unweighted_edge``): two weight nodes in a row
-  and neuron-to-neuron edges without weights, which py-spinnaker2's NIR import rejects.
+- graph rules (``nir_node_type``, ``nir_consecutive_weights``, ``nir_unweighted_edge``): node types
+  with no chip mapping, two weight nodes in a row, and neuron-to-neuron (or input-to-neuron) edges
+  without weights, which py-spinnaker2's NIR import rejects.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def weight_range(net: Network, spec: ChipSpec) -> list[Violation]:
             (lo, hi), what = spec.weight_range(proj.post.neuron_model), f"model {proj.post.neuron_model!r}"
         else:
             continue  # projection_endpoints reports it
+        bad = w[~np.isfinite(w)]
+        if bad.size:
+            out.append(Violation("weight_range", where, float(bad[0]), "a finite integer",
+                                 f"{where}: weight {bad[0]} is not finite"))
+            w = np.where(np.isfinite(w), w, 0)
         frac = w[np.mod(w, 1) != 0]
         if frac.size:
             out.append(Violation("weight_range", where, float(frac[0]), "an integer",
@@ -140,7 +146,8 @@ def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
             if isinstance(proj, Conv2DProjection):
                 conv += _conv_bound(proj)
                 continue
-            w = np.asarray(proj.weights, np.int64)
+            w = np.asarray(proj.weights, np.float64)
+            w = np.where(np.isfinite(w), w, 0).astype(np.int64)  # weight_range reports non-finite ones
             post = np.asarray(proj.post_idx, np.int64)
             ok = (post >= 0) & (post < pop.size)
             np.add.at(pos, post[ok], np.where(w[ok] > 0, w[ok], 0))
@@ -286,9 +293,10 @@ def require_deployable(net, spec: ChipSpec = SPINNAKER2, **kwargs) -> None:
 
 # --- NIR graph rules -------------------------------------------------------------------------------------
 
-_WEIGHT_NODES = ("Affine", "Linear", "Conv2d", "Conv1d")
-_NEURON_NODES = ("LIF", "IF", "CubaLIF", "LI", "CubaLI", "I")
-_PASS_NODES = ("SumPool2d", "AvgPool2d", "Flatten")  # shape only: they pass the weight-ness along
+_WEIGHT_NODES = ("Affine", "Linear", "Conv2d")
+_NEURON_NODES = ("LIF", "IF", "CubaLIF", "LI")
+_PASS_NODES = ("SumPool2d", "Flatten")  # shape only: they pass the weight-ness along
+_SUPPORTED = ("Input", "Output") + _WEIGHT_NODES + _NEURON_NODES + _PASS_NODES  # as s2jax.export.from_nir
 
 
 def check_nir_graph(graph) -> list[Violation]:
@@ -316,13 +324,17 @@ def check_nir_graph(graph) -> list[Violation]:
 
     out = []
     for name, k in kind.items():
+        if k not in _SUPPORTED:
+            out.append(Violation("nir_node_type", f"node {name!r}", k, list(_SUPPORTED),
+                                 f"node {name!r}: {k} has no SpiNNaker2 mapping; supported: {', '.join(_SUPPORTED)}"))
+    for name, k in kind.items():
         srcs = source_kind(name)
         if k in _WEIGHT_NODES and srcs & set(_WEIGHT_NODES):
             out.append(Violation("nir_consecutive_weights", f"node {name!r}", k, "a neuron node in between",
                                  f"node {name!r} ({k}) follows another weight node; the chip needs a neuron "
                                  f"population between two weight layers (fold them into one)"))
-        if k in _NEURON_NODES and srcs & set(_NEURON_NODES):
+        if k in _NEURON_NODES and srcs & {*_NEURON_NODES, "Input"}:
             out.append(Violation("nir_unweighted_edge", f"node {name!r}", k, "a weight node in between",
-                                 f"node {name!r} ({k}) is fed by a neuron node without weights; the chip "
-                                 f"connects populations only through projections"))
+                                 f"node {name!r} ({k}) is fed by a neuron or input node without weights; the "
+                                 f"chip connects populations only through projections"))
     return out

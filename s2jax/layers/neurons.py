@@ -18,6 +18,8 @@ the gradient (straight-through: the forward value is always the integer one).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
@@ -134,7 +136,12 @@ class LIF(nnx.Module):
 
     def __call__(self, carry, x):
         if not isinstance(self.numerics, ChipFixed):
-            carry, z = self._step(self.params(), carry, x, self.numerics)
+            numerics = self.numerics
+            if self.readout and isinstance(numerics, FloatNumerics):
+                # a readout never spikes; a live reset would multiply the surrogate's zero by the
+                # huge readout threshold in the backward pass (inf * 0 = NaN)
+                numerics = dataclasses.replace(numerics, detach_reset=True)
+            carry, z = self._step(self.params(), carry, x, numerics)
             return carry, (carry.v if self.readout else z)
         exact, shadow = carry
         shadow_num = ChipFloat32(self.numerics.strict_threshold, self.surrogate)

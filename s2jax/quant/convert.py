@@ -108,8 +108,11 @@ def search_scales(model, calibration_inputs, config: QuantConfig | None = None) 
         for p in percentiles:
             trial = scales[:k] + [per_p[p][k]] + scales[k + 1:]
             out = forward(qat(model, search_config, scales=trial), x)
+            scale = per_p[p][k]
+            if scale.ndim:  # per channel: channels lead the neuron shape (Conv: C, H, W)
+                scale = scale.reshape((-1,) + (1,) * (len(neuron.shape) - 1))
             err = _mismatch(neuron, reference.spikes[k], reference.voltages[k], out.spikes[k], out.voltages[k],
-                            per_p[p][k])
+                            scale)
             errors[k, config.search_percentiles.index(p)] = err
             if best is None or err < best[0]:
                 best = (err, p)

@@ -1,13 +1,16 @@
 """Model checkpoints without pickle: every NNX variable in one ``.npz``, plus a JSON sidecar.
 
 Format: ``NAME.npz`` holds one array per variable, keyed by its path in the module joined with
-``/`` (e.g. ``synapses/0/kernel``), loaded with ``allow_pickle=False``; ``NAME.json`` holds the
-stage name, the recipe settings and the array keys. Loading fills a freshly built model of the
+``/`` (e.g. ``synapses/0/kernel``), loaded with ``allow_pickle=False``, plus ``__meta__``: the
+stage name and the recipe settings as a JSON string (a 0-d unicode array), written in the same
+atomic step as the weights, so the settings always describe the weights beside them.
+``NAME.json`` repeats the metadata (and the array keys) for people to read. Loading fills a freshly built model of the
 same structure (:func:`load_model`) and refuses a checkpoint whose keys or shapes differ.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -17,7 +20,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["save_model", "load_model", "read_meta", "atomic_write"]
+__all__ = ["save_model", "load_model", "read_meta", "atomic_write", "weights_digest"]
+
+META_KEY = "__meta__"
+
+
+def weights_digest(model) -> str:
+    """SHA-256 over the model's variables (keys, dtypes, shapes and bytes), to tie a later stage's
+    checkpoint to the weights it started from."""
+    h = hashlib.sha256()
+    for key, var in sorted(_flat(model).items()):
+        a = np.ascontiguousarray(np.asarray(var[...]))
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _flat(model) -> dict:
@@ -32,6 +48,9 @@ def atomic_write(path: Path, write):
     error the temporary file is removed and ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -45,10 +64,11 @@ def save_model(path, model, meta: dict) -> Path:
     path = Path(path).with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v[...]) for k, v in _flat(model).items()}
+    packed = {**arrays, META_KEY: np.asarray(json.dumps(meta))}
 
     def write_npz(tmp):
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **packed)
 
     atomic_write(path, write_npz)
     side = {**meta, "keys": sorted(arrays)}
@@ -57,11 +77,14 @@ def save_model(path, model, meta: dict) -> Path:
 
 
 def read_meta(path) -> dict | None:
-    """The sidecar of a checkpoint, or None when there is none."""
-    side = Path(path).with_suffix(".json")
-    if not side.exists() or not Path(path).with_suffix(".npz").exists():
+    """The metadata stored with the weights of a checkpoint, or None when there is none."""
+    path = Path(path).with_suffix(".npz")
+    if not path.exists():
         return None
-    return json.loads(side.read_text())
+    with np.load(path, allow_pickle=False) as f:
+        if META_KEY not in f.files:
+            return None
+        return json.loads(str(f[META_KEY]))
 
 
 def load_model(path, model):
@@ -69,7 +92,8 @@ def load_model(path, model):
     path = Path(path).with_suffix(".npz")
     flat = _flat(model)
     with np.load(path, allow_pickle=False) as f:
-        missing, extra = sorted(set(flat) - set(f.files)), sorted(set(f.files) - set(flat))
+        stored = set(f.files) - {META_KEY}
+        missing, extra = sorted(set(flat) - stored), sorted(stored - set(flat))
         if missing or extra:
             raise ValueError(f"{path}: checkpoint does not match the model (missing {missing}, unexpected {extra})")
         for key, var in flat.items():

@@ -83,6 +83,22 @@ class DQNConfig:
     eval_episodes: int = 100
     select_episodes: int = 16  # greedy episodes after each training chunk; the best chunk's weights are kept
 
+    def __post_init__(self):
+        for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "ticks", "neurons_per_dim",
+                     "eval_episodes", "updates_per_iteration"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
+        if self.select_episodes < 0:
+            raise ValueError(f"DQNConfig.select_episodes must be >= 0, got {self.select_episodes}")
+        if self.buffer_size < self.num_envs:
+            raise ValueError(f"DQNConfig.buffer_size {self.buffer_size} must hold one step of all "
+                             f"{self.num_envs} environments")
+        if not 0.0 < self.eps_fraction <= 1.0:
+            raise ValueError(f"DQNConfig.eps_fraction must be in (0, 1], got {self.eps_fraction}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"DQNConfig.hidden must list positive layer widths, got {self.hidden!r}")
+
     def bounds(self):
         if self.obs_low is not None and self.obs_high is not None:
             return np.asarray(self.obs_low, np.float32), np.asarray(self.obs_high, np.float32)
@@ -198,8 +214,8 @@ class TrainResult(NamedTuple):
     seconds: float
 
 
-def _epsilon(config, step):
-    frac = jnp.clip(step / (config.eps_fraction * config.total_steps), 0.0, 1.0)
+def _epsilon(config, step, total_steps):
+    frac = jnp.clip(step / (config.eps_fraction * total_steps), 0.0, 1.0)
     return config.eps_start + frac * (config.eps_end - config.eps_start)
 
 
@@ -220,6 +236,7 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
     iterations = max(1, steps // n_envs)
     chunks = max(1, min(chunks, iterations))
     per_chunk = -(-iterations // chunks)
+    chunks = -(-iterations // per_chunk)  # whole chunks: at most per_chunk - 1 iterations over
     learning_starts = config.learning_starts if eps_schedule else config.batch_size
     graphdef, params, rest = nnx.split(nnx.clone(model), nnx.Param, ...)
     lr = lr or config.lr
@@ -253,7 +270,7 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
         p, opt_state, target_p, buffer, env_state, obs, key, ep_ret, stats = carry
         key, k_eps, k_act, k_step, k_batch = jax.random.split(key, 5)
         step = i * n_envs
-        eps = _epsilon(config, step) if eps_schedule else jnp.float32(config.eps_end)
+        eps = _epsilon(config, step, steps) if eps_schedule else jnp.float32(config.eps_end)
         greedy = jnp.argmax(q(p, obs), axis=1)
         random = jax.random.randint(k_act, (n_envs,), 0, n_actions)
         action = jnp.where(jax.random.uniform(k_eps, (n_envs,)) < eps, random, greedy)

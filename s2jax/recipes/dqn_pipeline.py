@@ -99,7 +99,7 @@ def run_pipeline(config: dqn.DQNConfig, out="s2jax-demo", *, qat_steps: int = 50
 
     t = time.perf_counter()
     model, float_curve, float_rate, resumed["float"] = _train_stage(
-        "float", config, dqn.make_qnet(config, obs_dim, n_actions), out, resume, quiet, extra)
+        "float", config, dqn.make_qnet(config, obs_dim, n_actions), out, resume, quiet, {})
     seconds["float"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -110,8 +110,9 @@ def run_pipeline(config: dqn.DQNConfig, out="s2jax-demo", *, qat_steps: int = 50
     seconds["ptq"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    qat_extra = {**extra, "float_weights": checkpoint.weights_digest(model)}  # resume only from these
     qmodel, qat_curve, qat_rate, resumed["qat"] = _train_stage(
-        "qat", config, quant.qat(model, qconfig), out, resume, quiet, extra,
+        "qat", config, quant.qat(model, qconfig), out, resume, quiet, qat_extra,
         steps=qat_steps, eps_schedule=False, lr=qat_lr)
     qat_policy, net = dqn.chip_policy(config, qmodel, profile)
     qat_ret, seen = dqn.evaluate(config, qat_policy, record=20)

@@ -247,24 +247,35 @@ def chip_perplexity(model, ids, config: LMConfig, batches: int | None = None):
 
 
 def egru_chip_cost(model, event_rates, spec=SPINNAKER2) -> dict:
-    """Per character on the chip (estimates from ``ChipSpec``'s cost constants): each event of a
-    unit is delivered along its ``3H`` recurrent synapses and the next layer's ``3H`` input
-    synapses (pruned weights are not stored, so the stored fraction scales them); every unit
-    updates once."""
+    """Per character on the chip (estimates from ``ChipSpec``'s cost constants).
+
+    Synaptic events: layer 0 receives the dense embedding on all its ``3H`` input columns
+    (``E * 3H`` times the stored density of its input kernel); each event of a unit of layer k is
+    delivered along its stored recurrent synapses (``3H_k`` times the density of the recurrent
+    kernel) and its stored synapses into layer k+1 (``3H_{k+1}`` times that layer's input-kernel
+    density). Every unit updates once per character. ``dense_synaptic_ops`` is the same count
+    with every unit active and nothing pruned."""
+
+    def density(mask):
+        return 1.0 if mask is None else float(np.mean(np.asarray(mask[...])))
+
     cells = egru_cells(model)
-    events, updates = 0.0, 0
+    first = cells[0]
+    events = first.in_features * 3 * first.hidden_features * density(first.mask_in)
+    dense = first.in_features * 3 * first.hidden_features
+    updates = 0
     for k, (cell, rate) in enumerate(zip(cells, event_rates)):
         h = cell.hidden_features
-        fanout_cols = 3 * h + (3 * cells[k + 1].hidden_features if k + 1 < len(cells) else 0)
-        density = 1.0
-        if cell.mask_rec is not None:
-            density = float(np.mean(np.asarray(cell.mask_rec[...])))
-        events += rate * h * fanout_cols * density
+        per_event = 3 * h * density(cell.mask_rec)
+        dense_per_unit = 3 * h
+        if k + 1 < len(cells):
+            nxt = cells[k + 1]
+            per_event += 3 * nxt.hidden_features * density(nxt.mask_in)
+            dense_per_unit += 3 * nxt.hidden_features
+        events += float(rate) * h * per_event
+        dense += h * dense_per_unit
         updates += h
     energy = events * spec.energy_per_synaptic_event_j + updates * spec.energy_per_neuron_update_j
-    dense = sum(c.hidden_features * (3 * c.hidden_features + (3 * cells[k + 1].hidden_features
-                                                            if k + 1 < len(cells) else 0))
-                for k, c in enumerate(cells))
     return {"synaptic_events": events, "dense_synaptic_ops": dense, "neuron_updates": updates,
             "energy_j": energy, "sparsity_gain": dense / max(events, 1e-9)}
 
@@ -275,6 +286,11 @@ def run(config: LMConfig, text: str, *, quiet: bool = False) -> dict:
 
     vocab = Vocab(text)
     tr, va, te = split(vocab.encode(text))
+    need = config.seq_len + 2
+    for name, part in (("training", tr), ("validation", va), ("test", te)):
+        if len(part) < need:
+            raise ValueError(f"the {name} split has {len(part)} characters, fewer than seq_len + 2 = {need}: "
+                             f"use a longer text (at least {int(need / 0.05) + 1:,} characters) or a shorter seq_len")
     seconds = {}
 
     def bar(name, total):
