@@ -294,3 +294,13 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
             to_pyspinnaker2(net, target, timesteps=5, overwrite=overwrite)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temp folders, no half bundle
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+
+
+def test_a_tampered_bundle_names_the_file(tmp_path):
+    net = snn.Network("t").add(snn.Population(2, "spike_list", {0: [1]}, name="in"))
+    folder = to_pyspinnaker2(net, tmp_path / "b", timesteps=3)
+    meta = json.loads((folder / "network.json").read_text())
+    del meta["populations"][0]["size"]
+    (folder / "network.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"network\.json: malformed bundle \(KeyError: 'size'\)"):
+        load_pyspinnaker2(folder)

@@ -245,6 +245,15 @@ def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
     projections are validated against ``spec`` (the bundle does not record a non-default spec).
     """
     meta, arrays = _read_bundle(folder)
+    try:
+        return _network_from_bundle(meta, arrays, spec)
+    except (KeyError, TypeError, IndexError, AttributeError) as err:
+        where = Path(folder) / "network.json"
+        raise ValueError(f"{where}: malformed bundle ({type(err).__name__}: {err}); "
+                         f"re-export it with s2jax.export.to_pyspinnaker2") from None
+
+
+def _network_from_bundle(meta, arrays, spec):
     pops = []
     for i, p in enumerate(meta["populations"]):
         if p["neuron_model"] in INPUT_MODELS:
