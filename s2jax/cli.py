@@ -47,20 +47,6 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
     return s2nir.from_nir(path, dt=dt, integrator=integrator, reset=reset, output="qnet")
 
 
-def _inputs_from_params(net, timesteps):
-    """Spike arrays ``(1, T, n)`` from the spike_list populations' own spike times."""
-    import numpy as np
-
-    inputs = {}
-    for pop in net.populations:
-        if pop.neuron_model == "spike_list":
-            x = np.zeros((1, timesteps, pop.size), bool)
-            for idx, ticks in pop.params.items():
-                x[0, [t for t in ticks if t < timesteps], idx] = True
-            inputs[pop.name] = x
-    return inputs
-
-
 def _populations_table(net, mapping) -> str:
     rows = [f"{'population':<16} {'model':<22} {'neurons':>8} {'PEs':>5} {'max SRAM/PE (B)':>16}"]
     for pop in net.populations:
@@ -118,14 +104,10 @@ def cmd_export(args) -> int:
         import nir
 
         from s2jax.export import nir as s2nir
+        from s2jax.recipes.checkpoint import atomic_write
 
         graph = s2nir.to_nir(net)
-        tmp = out.with_name(out.name + ".tmp")
-        try:
-            nir.write(str(tmp), graph)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(out, lambda tmp: nir.write(tmp, graph))
     print(f"wrote {out}")
     return 0
 
@@ -138,7 +120,7 @@ def cmd_simulate(args) -> int:
 
     net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
     prog = hwmodel.compile_network(net, args.profile)
-    inputs = _inputs_from_params(net, args.timesteps)
+    inputs = hwmodel.spike_list_inputs(net, args.timesteps)
     _, trace = jax.jit(hwmodel.run, static_argnames="timesteps")(prog, inputs or None, timesteps=args.timesteps)
     print(f"{args.timesteps} ticks, {args.profile} profile")
     for name, s in trace.spikes.items():

@@ -81,7 +81,7 @@ from s2jax import fixedpoint as fx
 from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
 __all__ = ["EGRUParams", "EGRUState", "EGRULayer", "EGRUFloat", "EGRUChipFloat32", "EGRUInt", "egru_step",
-           "egru_numerics", "event", "pseudo_derivative", "sigmoid_f32", "tanh_f32", "lut"]
+           "egru_numerics", "straight_through", "event", "pseudo_derivative", "sigmoid_f32", "tanh_f32", "lut"]
 
 F32 = jnp.float32
 
@@ -229,6 +229,12 @@ def lut(kind: str, entries: int, lo: float, hi: float, frac_bits: int) -> np.nda
     table = np.clip(np.rint(f * 2.0**frac_bits), -32768, 32767).astype(np.int16)
     table.flags.writeable = False
     return table
+
+
+def straight_through(value, shadow):
+    """``value`` forward, exactly (``value + (shadow - shadow)``), and the gradient of ``shadow``
+    backward: how an integer result carries its float shadow's gradient."""
+    return lax.stop_gradient(value) + (shadow - lax.stop_gradient(shadow))
 
 
 def _sat16(x):

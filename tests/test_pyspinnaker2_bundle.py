@@ -73,19 +73,8 @@ def example_network():
     return snn.Network("bundle-test").add(img, hid, conv, nd, cuba, readout, *projs)
 
 
-def spike_inputs(net, timesteps):
-    inputs = {}
-    for pop in net.populations:
-        if pop.neuron_model == "spike_list":
-            x = np.zeros((1, timesteps, pop.size), bool)
-            for idx, ticks in pop.params.items():
-                x[0, [t for t in ticks if t < timesteps], idx] = True
-            inputs[pop.name] = x
-    return inputs
-
-
 def model_trace(net, timesteps):
-    return hwmodel.run(net, spike_inputs(net, timesteps), timesteps=timesteps)[1]
+    return hwmodel.run(net, hwmodel.spike_list_inputs(net, timesteps), timesteps=timesteps)[1]
 
 
 def assert_same_network(a: snn.Network, b: snn.Network):

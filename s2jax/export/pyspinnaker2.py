@@ -44,7 +44,7 @@ import numpy as np
 from s2jax import qnet
 from s2jax.export._pyspinnaker2_script import SCRIPT
 from s2jax.hwmodel.program import compile_network
-from s2jax.hwmodel.simulator import run, to_volts
+from s2jax.hwmodel.simulator import run, spike_list_inputs, to_volts
 from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Difference", "compare", "load_pyspinnaker2", "load_results",
@@ -373,13 +373,7 @@ def compare(folder, net: qnet.Network | None = None, profile: str = "float32", *
         net = load_pyspinnaker2(folder, spec=spec)
     timesteps, chip = _read_results(folder, net)
     prog = compile_network(net, profile, spec)
-    inputs = {}
-    for name in prog.layout.input_names:
-        pop = net.population(name)
-        x = np.zeros((1, timesteps, pop.size), bool)
-        for idx, ticks in pop.params.items():
-            x[0, [t for t in ticks if t < timesteps], idx] = True
-        inputs[name] = x
+    inputs = spike_list_inputs(net, timesteps)
     _, trace = jax.jit(run, static_argnames="timesteps")(prog, inputs or None, timesteps=timesteps)
     out = {}
     for name, rec in chip.items():

@@ -197,6 +197,19 @@ def to_volts(trace_v, layout) -> np.ndarray:
     return v
 
 
+def spike_list_inputs(net: Network, timesteps: int) -> dict:
+    """``{name: (1, timesteps, n) bool}`` for every ``spike_list`` population, from its own spike
+    times (ticks at or beyond ``timesteps`` are dropped): the inputs of a py-spinnaker2 style run."""
+    inputs = {}
+    for pop in net.populations:
+        if pop.neuron_model == "spike_list":
+            x = np.zeros((1, timesteps, pop.size), bool)
+            for idx, ticks in pop.params.items():
+                x[0, [t for t in ticks if t < timesteps], idx] = True
+            inputs[pop.name] = x
+    return inputs
+
+
 class Simulator:
     """Runs a Network like ``hardware.SpiNNaker2Chip().run(net, timesteps)`` and fills its populations.
 
@@ -217,14 +230,7 @@ class Simulator:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
         prog = compile_network(net, self.profile, self.spec)
         lay = prog.layout
-        inputs = {}
-        for name in lay.input_names:
-            pop = net.population(name)
-            x = np.zeros((1, timesteps, pop.size), bool)
-            for idx, ticks in pop.params.items():
-                ticks = [t for t in ticks if t < timesteps]
-                x[0, ticks, idx] = True
-            inputs[name] = x
+        inputs = spike_list_inputs(net, timesteps)
         _, trace = jax.jit(run, static_argnames="timesteps")(prog, inputs or None, timesteps=timesteps)
         self.last_trace = trace
         for pop in net.populations:

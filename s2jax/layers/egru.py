@@ -40,15 +40,11 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from s2jax.egru import EGRUFloat, EGRUInt, EGRUParams, EGRUState, egru_step, event, pseudo_derivative
+from s2jax.egru import (EGRUFloat, EGRUInt, EGRUParams, EGRUState, egru_step, event, pseudo_derivative,
+                        straight_through)
 
 __all__ = ["EGRU", "EGRUStack", "EGRUStackOutput", "egru_cells", "prune", "CSR", "to_csr", "from_csr", "event",
            "pseudo_derivative"]
-
-
-def _ste(value, shadow):
-    """``value`` forward (exactly), the gradient of ``shadow`` backward."""
-    return lax.stop_gradient(value) + (shadow - lax.stop_gradient(shadow))
 
 
 def _recurrent_init(init, key, hidden):
@@ -133,7 +129,7 @@ class EGRU(nnx.Module):
         shadow_new, _ = egru_step(p_shadow, shadow, x_shadow, EGRUFloat(self.gamma, self.slope))
         exact_new = self._zone(keep, exact, exact_new)
         shadow_new = self._zone(keep, shadow, shadow_new)
-        shadow_new = EGRUState(*(_ste(q.dequantize(e), s) for e, s in zip(exact_new, shadow_new)))
+        shadow_new = EGRUState(*(straight_through(q.dequantize(e), s) for e, s in zip(exact_new, shadow_new)))
         return (exact_new, shadow_new), shadow_new.y
 
     def _zoneout_mask(self, batch_shape):

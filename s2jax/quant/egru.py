@@ -34,17 +34,12 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from s2jax.egru import EGRUChipFloat32, EGRUInt, EGRULayer, EGRUParams, egru_numerics
+from s2jax.egru import EGRUChipFloat32, EGRUInt, EGRULayer, EGRUParams, egru_numerics, straight_through
 from s2jax.fixedpoint import round_float
 from s2jax.layers.egru import egru_cells
 from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["EGRUQuantizer", "weight_exponents", "quantize_weights", "quantize_inputs", "qat_egru", "quantize_egru"]
-
-
-def _ste(value, shadow):
-    """``value`` forward (exactly), the gradient of ``shadow`` backward (straight-through)."""
-    return lax.stop_gradient(value) + (shadow - lax.stop_gradient(shadow))
 
 
 def _pow2(e):
@@ -69,7 +64,7 @@ def quantize_weights(w, spec: ChipSpec = SPINNAKER2):
     limit = float(2 ** (spec.egru_weight_bits - 1) - 1)
     e = lax.stop_gradient(weight_exponents(w, spec))
     q = round_float(jnp.clip(lax.stop_gradient(w) * _pow2(e), -limit, limit), spec.fixed_param_rounding)
-    return q.astype(jnp.int8), e, _ste(q * _pow2(-e), w)
+    return q.astype(jnp.int8), e, straight_through(q * _pow2(-e), w)
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,7 @@ class EGRUQuantizer:
         one = jnp.float32(2.0**self.spec.egru_frac_bits)
         v = jnp.asarray(v, jnp.float32)
         q = jnp.clip(round_float(lax.stop_gradient(v) * one, self.spec.fixed_param_rounding), -32768.0, 32767.0)
-        return q.astype(jnp.int16), _ste(q / one, v)
+        return q.astype(jnp.int16), straight_through(q / one, v)
 
     def dequantize(self, q):
         """float32 value of an int16 Q3.12 array (exact)."""

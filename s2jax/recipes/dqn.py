@@ -254,7 +254,7 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
         next_target = q(target_p, batch.next_obs)
         a_star = jnp.argmax(next_online, axis=1)
         bootstrap = jnp.take_along_axis(next_target, a_star[:, None], axis=1)[:, 0]
-        target = config.reward_scale * batch.reward + config.gamma * (1.0 - batch.terminated) * lax_stop(bootstrap)
+        target = config.reward_scale * batch.reward + config.gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(bootstrap)
         return jnp.mean(optax.huber_loss(q_taken, target))
 
     key = jax.random.key(config.seed + 1)
@@ -342,10 +342,6 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
     trained = nnx.merge(graphdef, final, rest)
     rate = (chunks - 1) * per_chunk * n_envs / train_s if chunks > 1 else float("nan")
     return TrainResult(trained, np.asarray(curve, np.float64), rate, t1 - t0)
-
-
-def lax_stop(x):
-    return jax.lax.stop_gradient(x)
 
 
 # --- evaluation -------------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def run_pipeline(config: dqn.DQNConfig, out="s2jax-demo", *, qat_steps: int = 50
     if plots:
         summary["files"] += _plots(out, float_curve, qat_curve, summary, seen, qmodel, trace)
     summary["files"].append(str(out / "summary.json"))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    checkpoint.atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
 
 
@@ -153,9 +153,7 @@ def _export(config, qmodel, net, seen, out, profile):
     ticks = config.ticks + len(qmodel.neurons)
     _example_input(net, config, seen[0])
     nir_path = out / "qnet.nir"
-    tmp = out / ".qnet.nir.tmp"
-    nir.write(str(tmp), export.to_nir(net))
-    tmp.replace(nir_path)
+    checkpoint.atomic_write(nir_path, lambda tmp: nir.write(tmp, export.to_nir(net)))
     bundle = export.to_pyspinnaker2(net, out / "pyspinnaker2", timesteps=ticks, overwrite=True)
     image_path = out / "qnet.s2img"
     export.save_image(net, image_path)

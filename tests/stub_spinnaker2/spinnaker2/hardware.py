@@ -27,13 +27,7 @@ class SpiNNaker2Chip:
         from s2jax import hwmodel
 
         model = network_from_calls(CALLS, net._stub_id)
-        inputs = {}
-        for pop in model.populations:
-            if pop.neuron_model == "spike_list":
-                x = np.zeros((1, timesteps, pop.size), bool)
-                for idx, ticks in pop.params.items():
-                    x[0, [t for t in ticks if t < timesteps], idx] = True
-                inputs[pop.name] = x
+        inputs = hwmodel.spike_list_inputs(model, timesteps)
         _, trace = hwmodel.run(model, inputs or None, timesteps=timesteps)
         for stub, pop in zip(net.populations, model.populations):
             if pop.name in trace.spikes:
