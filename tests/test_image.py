@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from s2jax import SPINNAKER2
+from s2jax import SPINNAKER2, hwmodel
 from s2jax import qnet as snn
 from s2jax.export.image import (
     ENTRY,
@@ -110,15 +110,8 @@ NETWORKS = {"lif": lif_net, "cuba": cuba_net, "conv": conv_net}
 def inputs_of(net, seed=0):
     """Batch of 2: sample 0 from the spike_list params, sample 1 random."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for pop in net.populations:
-        if pop.neuron_model == "spike_list":
-            x = np.zeros((2, T, pop.size), bool)
-            for i, ticks in pop.params.items():
-                x[0, [t for t in ticks if t < T], i] = True
-            x[1] = rng.random((T, pop.size)) < 0.3
-            out[pop.name] = x
-    return out
+    own = hwmodel.spike_list_inputs(net, T)
+    return {name: np.concatenate([x, rng.random(x.shape) < 0.3]) for name, x in own.items()}
 
 
 _run = jax.jit(run)
