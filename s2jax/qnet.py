@@ -36,7 +36,8 @@ from s2jax.spec import (
     Rounding,
 )
 
-__all__ = ["Population", "Projection", "Conv2DProjection", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS"]
+__all__ = ["Population", "Projection", "Conv2DProjection", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
+           "MAX_POPULATION_SIZE"]
 
 RESET_MODES = ("reset_by_subtraction", "reset_to_v_reset")
 
@@ -51,6 +52,11 @@ LIF_DEFAULTS = {
 CUBA_DEFAULTS = {**LIF_DEFAULTS, "exc_decay": 0.0, "inh_decay": 0.0, "t_refrac": 0}
 
 RECORDABLE = ("spikes", "v")
+
+#: Largest population accepted anywhere (constructor, bundle, image, NIR import): 2^24 neurons,
+#: more than a 48-chip board holds (48 x 152 PEs x at most 1024 atoms per PE = 7.5 M). Sizes read
+#: from files are checked against it before anything is allocated.
+MAX_POPULATION_SIZE = 2**24
 
 CONV_KEYS = (
     "in_height",
@@ -82,6 +88,9 @@ class Population:
     def __init__(self, size, neuron_model, params=None, name=None, record=("spikes",)):
         if not _is_int(size) or size < 1:
             raise ValueError(f"population {name!r}: size must be a positive integer, got {size!r}")
+        if size > MAX_POPULATION_SIZE:
+            raise ValueError(f"population {name!r}: size {size:,} exceeds the limit of {MAX_POPULATION_SIZE:,} "
+                             f"neurons per population")
         if neuron_model not in ALL_MODELS:
             raise ValueError(
                 f"population {name!r}: unknown neuron model {neuron_model!r}; known models: {list(ALL_MODELS)}"
