@@ -7,7 +7,7 @@ from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="s2jax-acrobot")
+    parser.add_argument("--out", default="s2jax-examples/acrobot", help="output folder")
     parser.add_argument("--steps", type=int, default=PRESETS["Acrobot-v1"].total_steps)
     args = parser.parse_args()
     config = PRESETS["Acrobot-v1"].replace(total_steps=args.steps)

@@ -10,7 +10,7 @@ from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="s2jax-cartpole")
+    parser.add_argument("--out", default="s2jax-examples/cartpole", help="output folder")
     parser.add_argument("--steps", type=int, default=PRESETS["CartPole-v1"].total_steps)
     args = parser.parse_args()
     config = PRESETS["CartPole-v1"].replace(total_steps=args.steps)  # e.g. .replace(hidden=(128, 128))

@@ -1,21 +1,24 @@
 """DVS gesture recognition with a convolutional SNN on SpiNNaker2's conv path: float, PTQ, QAT.
 
-By default it runs on the synthetic gesture camera (no download; a few minutes on a laptop CPU).
-With ``--data PATH`` it runs on IBM's DVSGesture in tonic's layout: PATH holds
+By default it runs on the synthetic gesture camera (no download, no extra install; a few minutes
+on a laptop CPU). With ``--data PATH`` it runs on IBM's DVSGesture in tonic's layout: PATH holds
 ``DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy`` and ``DVSGesture/ibmGestureTest/...``
-(docs/dvs-gesture.md). Results, plots, checkpoints, the NIR file and a py-spinnaker2 bundle go to
-``--out``; needs the data extra: ``pip install "s2jax[data]"``.
+(docs/dvs-gesture.md); that needs the data extra (tonic): ``pip install -e ".[data]"``.
+Results, plots, checkpoints, the NIR file and a py-spinnaker2 bundle go to ``--out``
+(default s2jax-examples/dvs/).
 """
 
 import argparse
 
+from s2jax.data import require_tonic
 from s2jax.recipes.dvs import PRESETS
 from s2jax.recipes.dvs_pipeline import format_table, run_pipeline
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", metavar="PATH", help="DVSGesture folder (default: synthetic gestures)")
-    parser.add_argument("--out", default="s2jax-dvs")
+    parser.add_argument("--data", metavar="PATH", help='DVSGesture folder (default: synthetic gestures); '
+                        'needs the data extra: pip install -e ".[data]"')
+    parser.add_argument("--out", default="s2jax-examples/dvs", help="output folder (default s2jax-examples/dvs/)")
     parser.add_argument("--epochs", type=int, help="float training epochs (default: the preset's)")
     parser.add_argument("--qat-epochs", type=int, help="QAT fine-tuning epochs (default: the preset's)")
     parser.add_argument("--profile", choices=("float32", "fixed"), default="float32",
@@ -24,6 +27,11 @@ if __name__ == "__main__":
     parser.add_argument("--resume", action="store_true", help="reuse the checkpoints of an earlier run in OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
+    if args.data:
+        try:
+            require_tonic()
+        except ImportError as err:
+            parser.error(f"--data {args.data}: {err}")
     config = PRESETS["dvsgesture"].replace(data=args.data) if args.data else PRESETS["synthetic"]
     changes = {"epochs": args.epochs, "qat_epochs": args.qat_epochs, "cache_dir": args.cache}
     config = config.replace(profile=args.profile, **{k: v for k, v in changes.items() if v is not None})

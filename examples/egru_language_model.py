@@ -4,13 +4,16 @@ and an LSTM of about the same parameter count, trained the same way on the same 
 --text PATH: a UTF-8 text file. Default: a corpus built offline from this Python's standard
 library source (textwrap.py, argparse.py, string.py, ... : s2jax.recipes.egru_lm.CORPUS_MODULES).
 Prints test perplexities, the event sparsity per layer and the chip cost per character, and
-writes them to --out (JSON).
+writes them to --out (JSON, default s2jax-examples/egru_lm.json; its folder is created).
 """
 
 import argparse
 import json
+from pathlib import Path
 
+from s2jax import fileio
 from s2jax.recipes import egru_lm
+from s2jax.recipes.dqn_pipeline import display_path
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -18,7 +21,7 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=egru_lm.LMConfig.steps)
     parser.add_argument("--qat-steps", type=int, default=egru_lm.LMConfig.qat_steps)
     parser.add_argument("--hidden", type=int, nargs="+", default=list(egru_lm.LMConfig.hidden))
-    parser.add_argument("--out", default="egru_lm.json")
+    parser.add_argument("--out", default="s2jax-examples/egru_lm.json", help="results file (JSON)")
     args = parser.parse_args()
     config = egru_lm.LMConfig(steps=args.steps, qat_steps=args.qat_steps, hidden=tuple(args.hidden))
     text = egru_lm.load_corpus(args.text, config.max_chars)
@@ -33,6 +36,6 @@ if __name__ == "__main__":
     cost = result["chip_cost_per_char"]
     print(f"  chip per character: {cost['synaptic_events']:,.0f} synaptic events "
           f"({cost['sparsity_gain']:.1f}x fewer than dense), {1e9 * cost['energy_j']:.1f} nJ (estimate)")
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {args.out}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fileio.atomic_write_text(args.out, json.dumps(result, indent=1))
+    print(f"wrote {display_path(args.out)}")

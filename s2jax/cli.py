@@ -8,8 +8,20 @@ py-spinnaker2 bundle folder (written by ``s2jax export --to pyspinnaker2``), or 
 from __future__ import annotations
 
 import argparse
+import os
+import struct
 import sys
+import zipfile
+import zlib
 from pathlib import Path
+
+#: Errors that bad input raises (a malformed, truncated or oversized file, a missing folder, a
+#: value out of range, a run too large for memory): one line on stderr, exit status 2.
+BAD_INPUT_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, OverflowError,
+                    MemoryError, RecursionError)
+#: Errors that point at a bug rather than at the input: also one line and exit status 2, marked as
+#: internal, with the way to see the traceback (``S2JAX_TRACEBACK=1``).
+INTERNAL_ERRORS = (KeyError, TypeError, IndexError, AttributeError)
 
 EPILOG = """examples:
   s2jax check model.nir                 can the chip run it? every reason it cannot
@@ -39,12 +51,35 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
+        if not (path / pyspinnaker2.NETWORK_FILE).is_file():
+            raise FileNotFoundError(f"{path}: a folder, so a py-spinnaker2 bundle folder was expected, but "
+                                    f"{path / pyspinnaker2.NETWORK_FILE} is missing (write one with "
+                                    f"s2jax export --to pyspinnaker2)")
         return pyspinnaker2.load_pyspinnaker2(path)
     with open(path, "rb") as f:
         head = f.read(len(image.MAGIC))
     if head == image.MAGIC:
         return image.load_image(path)
     return s2nir.from_nir(path, dt=dt, integrator=integrator, reset=reset, output="qnet")
+
+
+def _check_out_folder(out: Path):
+    """The folder ``out`` goes into must exist (named in the error, not a temporary file)."""
+    folder = out.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{out}: the folder {folder} does not exist (create it first)")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{out}: {folder} is not a folder")
+
+
+def _weight_report(net) -> str | None:
+    """The NIR import's weight quantization report, for networks read from a NIR file."""
+    report = getattr(net, "nir_weight_report", None)
+    if report is None:
+        return None
+    from s2jax.export.nir import format_weight_report
+
+    return format_weight_report(report)
 
 
 def _populations_table(net, mapping) -> str:
@@ -66,6 +101,9 @@ def cmd_check(args) -> int:
     if mapping is not None:
         print(f"network {net.name!r}: {len(net.populations)} populations on {mapping.pes} PE(s), "
               f"{mapping.chips} chip(s); routing entries per chip {list(mapping.routing_entries)}")
+    report = _weight_report(net)
+    if report:
+        print(report)
     if not violations:
         print("OK: the chip can run this network")
         return 0
@@ -85,6 +123,9 @@ def cmd_inspect(args) -> int:
     print(f"network {net.name!r}: {sum(p.size for p in net.populations):,} neurons, {n_syn:,} synapses "
           f"(conv kernels counted per tap), {mapping.pes} PE(s) on {mapping.chips} chip(s)")
     print(_populations_table(net, mapping))
+    report = _weight_report(net)
+    if report:
+        print(report)
     print(estimate_cost(net, mapping=mapping).summary())
     return 0
 
@@ -92,6 +133,7 @@ def cmd_inspect(args) -> int:
 def cmd_export(args) -> int:
     net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
     out = Path(args.out)
+    _check_out_folder(out)
     if args.to == "image":
         from s2jax.export import image
 
@@ -104,7 +146,7 @@ def cmd_export(args) -> int:
         import nir
 
         from s2jax.export import nir as s2nir
-        from s2jax.recipes.checkpoint import atomic_write
+        from s2jax.fileio import atomic_write
 
         graph = s2nir.to_nir(net)
         atomic_write(out, lambda tmp: nir.write(tmp, graph))
@@ -119,6 +161,10 @@ def cmd_simulate(args) -> int:
     from s2jax import hwmodel
 
     net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
+    out = None
+    if args.out:
+        out = Path(args.out) if args.out.endswith(".npz") else Path(args.out + ".npz")
+        _check_out_folder(out)
     prog = hwmodel.compile_network(net, args.profile)
     inputs = hwmodel.spike_list_inputs(net, args.timesteps)
     _, trace = jax.jit(hwmodel.run, static_argnames="timesteps")(prog, inputs or None, timesteps=args.timesteps)
@@ -126,18 +172,12 @@ def cmd_simulate(args) -> int:
     for name, s in trace.spikes.items():
         s = np.asarray(s[0])
         print(f"  {name:<16} {int(s.sum()):>8} spikes  ({s.any(axis=0).sum()} of {s.shape[1]} neurons fired)")
-    if args.out:
-        from s2jax.recipes.checkpoint import atomic_write
+    if out is not None:
+        from s2jax.fileio import save_npz
 
         arrays = {f"spikes/{k}": np.asarray(v[0]) for k, v in trace.spikes.items()}
         arrays.update({f"voltages/{k}": np.asarray(v[0]) for k, v in trace.voltages.items()})
-        out = Path(args.out) if args.out.endswith(".npz") else Path(args.out + ".npz")
-
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        atomic_write(out, write)
+        save_npz(out, arrays)
         print(f"wrote {out}")
     return 0
 
@@ -230,10 +270,25 @@ def main(argv=None) -> int:
     handler = {"demo": cmd_demo, "check": cmd_check, "inspect": cmd_inspect, "export": cmd_export, "simulate": cmd_simulate}
     try:
         return handler[args.command](args)
-    except (ValueError, OSError, KeyError, TypeError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"s2jax {args.command}: error: {msg}", file=sys.stderr)
+    except BAD_INPUT_ERRORS + INTERNAL_ERRORS as err:
+        if os.environ.get("S2JAX_TRACEBACK"):
+            raise
+        print(f"s2jax {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """One line for stderr: the error's first line; internal errors (a bug, not bad input) say so."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if isinstance(err, MemoryError):
+        return f"out of memory ({text or 'MemoryError'}); the input asks for more than this machine has"
+    if isinstance(err, RecursionError):
+        return f"input nested too deeply ({text or 'RecursionError'})"
+    if isinstance(err, INTERNAL_ERRORS) and not isinstance(err, BAD_INPUT_ERRORS):
+        return (f"internal error {type(err).__name__}: {text or '(no message)'} (a bug in s2jax, please report it; "
+                f"S2JAX_TRACEBACK=1 shows the traceback)")
+    return text or type(err).__name__
 
 
 if __name__ == "__main__":

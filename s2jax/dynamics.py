@@ -11,7 +11,7 @@ LIF (``lif``, ``lif_no_delay``, ``lif_conv2d``), per tick, ``I`` the int32 sum o
     z = v > threshold                                  # strict (ChipSpec.threshold_strict)
     v = z ? (subtract ? v - threshold : v_reset) : v   # the recorded voltage is this one
 
-Current-based LIF (``lif_curr_exp*``), ``E`` / ``N`` the sums of positive / |negative| weights::
+Current-based LIF (``lif_curr_exp*``), ``E`` / ``N`` the sums of positive / ``|negative|`` weights::
 
     i_exc = decay(exc_decay, i_exc) + input(E);  i_inh = decay(inh_decay, i_inh) + input(N)
     i_mem = i_exc - i_inh   (this tick's currents; last tick's with order "previous")

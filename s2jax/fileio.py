@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "FileFormatError",
     "MAX_FILE_BYTES",
     "atomic_write",
+    "fsync_folder",
     "atomic_write_text",
     "atomic_write_bytes",
     "read_bytes",
@@ -59,7 +61,8 @@ def _check_folder(path: Path):
         raise IsADirectoryError(f"{path}: is a folder, cannot write a file there")
 
 
-def _fsync_folder(folder: Path):
+def fsync_folder(folder) -> None:
+    """Sync a folder's entries to disk (after a rename into it), where the platform allows."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # not every platform opens folders
@@ -89,7 +92,7 @@ def atomic_write(path, write) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -212,7 +215,7 @@ def load_npz(path, *, what: str = "array file", max_bytes: int = MAX_FILE_BYTES,
     except FileFormatError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError, KeyError,
-            NotImplementedError, RuntimeError, UnicodeDecodeError) as err:
+            NotImplementedError, RuntimeError, UnicodeDecodeError, zlib.error) as err:
         raise FileFormatError(f"{path}: corrupt or truncated {what} ({type(err).__name__}: {err})") from None
     return out
 

@@ -130,7 +130,7 @@ def mul_shift(v, a_q, frac_bits: int, rounding: Rounding):
     ``a_q`` must lie in [0, 2^frac_bits] (a factor in [0, 1]) and ``frac_bits`` in [1, 16]. The
     48-bit product is never formed: ``v`` is split as ``vh * 2^16 + vl`` with ``vl`` in [0, 2^16),
     ``a_q * vl`` fits uint32 and ``a_q * vh`` fits int32, and the floor quotient and remainder are
-    assembled from those. The result is exact for every int32 ``v`` (its magnitude never exceeds |v|).
+    assembled from those. The result is exact for every int32 ``v`` (its magnitude never exceeds ``|v|``).
     """
     if not 1 <= frac_bits <= 16:
         raise ValueError(f"frac_bits must be in [1, 16], got {frac_bits}")
@@ -177,7 +177,7 @@ def _fmul_jvp(primals, tangents):
 
 
 def round_host(x, rounding: Rounding) -> np.ndarray:
-    """Round float values to integers on the host (NumPy float64, exact for |x| < 2^52)."""
+    """Round float values to integers on the host (NumPy float64, exact for ``|x| < 2^52``)."""
     x = np.asarray(x, dtype=np.float64)
     if rounding is Rounding.FLOOR:
         r = np.floor(x)

@@ -308,5 +308,7 @@ def test_tonic_is_optional(monkeypatch):
             "assert 'tonic' not in sys.modules, 'importing s2jax.data imported tonic'")
     subprocess.run([sys.executable, "-c", code], check=True)
     monkeypatch.setitem(sys.modules, "tonic", None)
-    with pytest.raises(ImportError, match=r'pip install "s2jax\[data\]"'):
-        D.synthetic_gestures(2)
+    assert D.synthetic_gestures(2).spikes.shape == (2, 12, 2, 16, 16)  # framed without tonic
+    ev, _ = D.synthetic_events(1)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[data\]"'):
+        D.frame_events(ev[0], (32, 32, 2), D.FrameConfig(denoise_us=1000))

@@ -10,8 +10,8 @@
     toy = data.synthetic_gestures(256, frames)      # no files needed
 
 Nothing here downloads: :func:`load` reads a folder in tonic's layout (``s2jax.data.folders``).
-tonic (the ``data`` extra: ``pip install "s2jax[data]"``) is imported only when events are read or
-framed, so ``import s2jax.data`` works without it.
+tonic (the ``data`` extra: ``pip install -e ".[data]"``) is imported only to read SHD and N-MNIST
+files and to denoise events, so ``import s2jax.data`` and the synthetic data work without it.
 """
 
 from s2jax.data.cache import cache_key, cache_path

@@ -7,22 +7,23 @@ gives another file; the document itself is stored in the file and compared on lo
 
 Format (no pickle; read with ``allow_pickle=False``): ``spikes`` (``np.packbits`` of each sample's
 0/1 frames, uint8, ``(N, ceil(T*C*H*W / 8))``), ``shape`` (int64 ``(N, T, C, H, W)``), ``labels``
-(int32 ``(N,)``), ``key`` (the JSON document, a unicode scalar). A file that cannot be read or
-does not match is rebuilt. Writes go to a temporary file in the same folder that is renamed into
-place, so an interrupted build never leaves a partial cache file.
+(int32 ``(N,)``), ``key`` (the JSON document, a unicode scalar). A file that cannot be read
+(:func:`s2jax.fileio.load_npz`: truncated, corrupt, unexpected arrays or dtypes) or does not match
+is rebuilt. Writes go through :func:`s2jax.fileio.save_npz` (a temporary file in the same folder,
+synced to disk, then renamed), so an interrupted build never leaves a partial cache file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import math
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from s2jax import fileio
 
 __all__ = ["FORMAT_VERSION", "cache_key", "cache_path", "load_cached", "save_cached"]
 
@@ -47,38 +48,33 @@ def load_cached(path, document: str):
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if sorted(f.files) != ["key", "labels", "shape", "spikes"] or str(f["key"][()]) != document:
-                raise ValueError("its settings differ")
-            shape = tuple(int(s) for s in f["shape"])
-            labels = np.asarray(f["labels"], np.int32)
-            bits = f["spikes"]
-            per_sample = int(np.prod(shape[1:]))
-            if len(shape) != 5 or labels.shape != (shape[0],) or bits.shape != (shape[0], -(-per_sample // 8)):
-                raise ValueError(f"its arrays disagree: shape {shape}, labels {labels.shape}, bits {bits.shape}")
-            spikes = np.unpackbits(bits, axis=1, count=per_sample).reshape(shape)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        f = fileio.load_npz(path, what="dataset cache file", keys={"key", "labels", "shape", "spikes"})
+        if sorted(f) != ["key", "labels", "shape", "spikes"] or f["key"].dtype.kind != "U" \
+                or str(f["key"][()]) != document:
+            raise ValueError("its settings differ")
+        if f["shape"].dtype.kind not in "iu" or f["shape"].shape != (5,) or np.any(f["shape"] < 0):
+            raise ValueError(f"its shape array is not 5 non-negative integers: {f['shape']!r}")
+        shape = tuple(int(s) for s in f["shape"])
+        labels, bits = f["labels"], f["spikes"]
+        per_sample = math.prod(shape[1:])
+        if labels.dtype.kind not in "iu" or bits.dtype != np.uint8 or labels.shape != (shape[0],) \
+                or bits.shape != (shape[0], -(-per_sample // 8)):
+            raise ValueError(f"its arrays disagree: shape {shape}, labels {labels.shape} {labels.dtype}, "
+                             f"bits {bits.shape} {bits.dtype}")
+        labels = labels.astype(np.int32)
+        spikes = np.unpackbits(bits, axis=1, count=per_sample).reshape(shape)
+    except (OSError, ValueError) as e:
         warnings.warn(f"ignoring the cache file {path} ({e}); rebuilding it", stacklevel=3)
         return None
     return spikes, labels
 
 
 def save_cached(path, spikes: np.ndarray, labels: np.ndarray, document: str) -> Path:
-    """Write the cache file atomically (temporary file in the same folder, then rename)."""
+    """Write the cache file atomically (:func:`s2jax.fileio.save_npz`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     spikes = np.asarray(spikes, np.uint8)
     arrays = {"spikes": np.packbits(spikes.reshape(len(spikes), -1), axis=1),
               "shape": np.asarray(spikes.shape, np.int64), "labels": np.asarray(labels, np.int32),
               "key": np.asarray(document)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return fileio.save_npz(path, arrays)

@@ -82,7 +82,8 @@ def synthetic_events(n: int, *, seed: int = 0, classes: int = len(CLASSES), **kw
 
 def synthetic_gestures(n: int, frames: FrameConfig = FrameConfig(ticks=12, spatial_factor=0.5), *, seed: int = 0,
                        classes: int = len(CLASSES), sensor=(32, 32), progress: bool = False, **kwargs) -> SpikeData:
-    """``n`` synthetic recordings framed with ``frames`` (tonic transforms, as recorded data)."""
+    """``n`` synthetic recordings framed with ``frames``, as recorded data (no tonic needed unless
+    ``frames.denoise_us`` is set)."""
     events, labels = synthetic_events(n, seed=seed, classes=classes, sensor=sensor, **kwargs)
     spikes = frame_samples(events.__getitem__, n, (*sensor, 2), frames, desc="synthetic gestures", progress=progress)
     return SpikeData(spikes, labels, CLASSES[:classes], f"synthetic-{seed}")

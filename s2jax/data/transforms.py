@@ -6,16 +6,20 @@ camera), ``p`` (polarity) and ``t`` (microseconds), sensor size ``(W, H, P)``. A
 
 1. ``denoise_us`` (optional): tonic's ``Denoise(filter_time=denoise_us)``: an event is kept when one
    of its 4 neighbour pixels had an event less than ``denoise_us`` before it.
-2. ``spatial_factor``: tonic's ``Downsample(spatial_factor=...)``: ``x -> int(x * f)`` (truncated),
+2. ``spatial_factor``: as tonic's ``Downsample(spatial_factor=...)``: ``x -> int(x * f)`` (truncated),
    so the sensor becomes ``floor((W - 1) f) + 1`` pixels wide.
-3. tonic's ``ToFrame``: ``tick_us=None`` cuts each recording into ``ticks`` equal time bins
-   (``n_time_bins``; tonic drops a few events at bin edges); ``tick_us`` gives windows of that length
-   from the sample's first event (``time_window``), cropped or zero-padded to ``ticks``.
+3. as tonic's ``ToFrame``: ``tick_us=None`` cuts each recording into ``ticks`` equal time bins
+   (``n_time_bins``: bins of ``(t_last - t_first) // ticks`` from the first event, so a few events
+   at the end fall outside); ``tick_us`` gives windows of that length from the sample's first event
+   (``time_window``), cropped or zero-padded to ``ticks``.
 4. A pixel spikes in a tick when it received at least ``min_count`` events (the chip's inputs are
    spikes, 0 or 1 per neuron and tick, not counts).
 
-tonic is imported only inside the functions that need it; without it they raise an ImportError
-that says how to install it (``pip install "s2jax[data]"``).
+Steps 2 to 4 are computed here with NumPy (the tests check them against tonic's transforms, frame
+for frame), so synthetic data needs no tonic. Only ``denoise_us`` calls tonic, imported inside
+:func:`frame_events`; without it that raises an ImportError that says how to install it
+(``pip install -e ".[data]"``). Events outside the sensor, or two polarities on a one-polarity
+sensor, are a ValueError naming the field, the value and the limit.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 __all__ = ["FrameConfig", "require_tonic", "frame_events", "frame_shape", "downsampled_size"]
 
-INSTALL_HINT = 'pip install "s2jax[data]"  (or: pip install "tonic>=1.7")'
+INSTALL_HINT = 'pip install -e ".[data]"  (in the s2jax repository; or: pip install "tonic>=1.7")'
 
 
 def require_tonic():
@@ -36,7 +40,8 @@ def require_tonic():
         import tonic  # noqa: PLC0415 (lazy on purpose: `import s2jax` must not need tonic)
         import tonic.transforms  # noqa: F401, PLC0415
     except ImportError as e:
-        raise ImportError(f"s2jax.data needs tonic to read and frame event data: {INSTALL_HINT}") from e
+        raise ImportError(f"s2jax.data needs tonic to read recorded datasets and to denoise events: "
+                          f"{INSTALL_HINT}") from e
     return tonic
 
 
@@ -93,28 +98,60 @@ def frame_shape(sensor_size, config: FrameConfig) -> tuple[int, int, int]:
     return p, h, w
 
 
+def _downsample(ev: np.ndarray, factor: float) -> np.ndarray:
+    """``x -> int(x * factor)`` and ``y`` alike (truncated, as tonic's ``Downsample``), on a copy."""
+    ev = ev.copy()
+    for field in ("x", "y"):
+        if field in ev.dtype.names:
+            ev[field] = ev[field] * factor  # float64 product, truncated by the integer field
+    return ev
+
+
+def _slices(t: np.ndarray, config: FrameConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, stop)`` event index of each tick's window (events sorted by time, as recorded)."""
+    if config.tick_us is None:  # n_time_bins: ``ticks`` windows of (t_last - t_first) // ticks
+        n, window = config.ticks, (t[-1] - t[0]) // config.ticks
+    else:  # time_window with the last, incomplete window included; later ticks are cropped anyway
+        window = float(config.tick_us)
+        n = max(int(np.ceil((t[-1] - t[0] - window) / window) + 1), 1)
+        n = min(n, config.ticks)
+    starts = np.arange(n) * window + t[0]
+    return np.searchsorted(t, starts), np.searchsorted(t, starts + window)
+
+
 def frame_events(events: np.ndarray, sensor_size, config: FrameConfig) -> np.ndarray:
     """One recording as a ``(config.ticks, C, H, W)`` uint8 array of 0/1 spikes (module docstring).
 
     ``sensor_size`` is ``(W, H, P)``; events without a ``y`` field (audio, e.g. SHD) give ``H = 1``.
     """
-    require_tonic()
-    from tonic import transforms as T  # noqa: PLC0415
-
     c, h, w = frame_shape(sensor_size, config)
     out = np.zeros((config.ticks, c, h, w), np.uint8)
-    ev = np.array(events, copy=True)  # tonic's ToFrame writes into the polarity field of its input
+    ev = np.array(events, copy=True)
     if config.denoise_us is not None and len(ev):
+        require_tonic()
+        from tonic import transforms as T  # noqa: PLC0415
+
         ev = T.Denoise(filter_time=float(config.denoise_us))(ev)
     if config.spatial_factor != 1.0 and len(ev):
-        ev = T.Downsample(spatial_factor=config.spatial_factor)(ev)
-    if len(ev) == 0:  # tonic's ToFrame returns a wrongly shaped array for an empty stream
+        ev = _downsample(ev, config.spatial_factor)
+    if len(ev) == 0:
         return out
-    size = downsampled_size(sensor_size, config.spatial_factor)
-    if config.tick_us is None:
-        to_frame = T.ToFrame(sensor_size=size, n_time_bins=config.ticks)
-    else:
-        to_frame = T.ToFrame(sensor_size=size, time_window=float(config.tick_us), include_incomplete=True)
-    frames = np.asarray(to_frame(ev)).reshape(-1, c, h, w)[: config.ticks]
-    out[: len(frames)] = frames >= config.min_count
+    x = np.asarray(ev["x"], np.int64)
+    y = np.asarray(ev["y"], np.int64) if "y" in ev.dtype.names else np.zeros(len(ev), np.int64)
+    p = np.asarray(ev["p"]).astype(np.int64)
+    if c == 1:  # a one-polarity sensor (e.g. SHD): every event goes to channel 0
+        if len(np.unique(p)) > 1:
+            raise ValueError(f"events hold polarities {np.unique(p).tolist()} but the sensor {tuple(sensor_size)} "
+                             f"has one polarity")
+        p = np.zeros_like(p)
+    for name, v, size in (("x", x, w), ("y", y, h), ("p", p, c)):
+        bad = (v < 0) | (v >= size)
+        if bad.any():
+            raise ValueError(f"event {name}={int(v[bad][0])} outside the sensor: {name} must be in 0..{size - 1} "
+                             f"(sensor (W, H, P) {tuple(int(s) for s in sensor_size)}, spatial_factor "
+                             f"{config.spatial_factor})")
+    counts = np.zeros((config.ticks, c, h, w), np.int64)
+    for tick, (lo, hi) in enumerate(zip(*_slices(np.asarray(ev["t"]), config))):
+        np.add.at(counts, (tick, p[lo:hi], y[lo:hi], x[lo:hi]), 1)
+    out[:] = counts >= config.min_count
     return out

@@ -8,19 +8,20 @@ routing table. ``load_image(path)`` validates every byte it reads and rebuilds t
 :class:`~s2jax.qnet.Network`; running the loaded network gives exactly the original's spikes and
 voltages in both profiles. The format is specified in ``docs/image-format.md``.
 
-Writing is atomic (a temporary file in the same folder, then ``os.replace``). No pickle: every
-array is raw little-endian bytes of a documented dtype. Every problem raises :class:`ImageError`
-(a ``ValueError``) naming what is wrong and what was expected.
+Writing is atomic (:func:`s2jax.fileio.atomic_write`: a temporary file in the same folder, synced
+to disk, then renamed). No pickle: every array is raw little-endian bytes of a documented dtype.
+Every problem raises :class:`ImageError` (a ``ValueError``) naming what is wrong and what was
+expected.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 
 import numpy as np
 
+from s2jax import fileio
 from s2jax.export.image_decode import _decode
 from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PARAMS, FORMAT_VERSION, MAGIC, NETWORK,
                                        PE, RESET_CODES, ROUTING, SPEC, ImageError, _block, _pack, _routing_section,
@@ -154,22 +155,7 @@ def save_image(net: Network, path, spec: ChipSpec = SPINNAKER2) -> None:
     fit the format (for example a weight outside the word layout's int8 field).
     """
     data = _encode(net, spec)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    fileio.atomic_write_bytes(path, data)
 
 
 def load_image(path, spec: ChipSpec = SPINNAKER2) -> Network:
@@ -181,11 +167,10 @@ def load_image(path, spec: ChipSpec = SPINNAKER2) -> Network:
     problem and the expected value.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a directory, expected a board image file")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError as e:
-        raise ImageError(f"{path}: no such board image file") from e
-    except IsADirectoryError as e:
-        raise ImageError(f"{path}: is a directory, expected a board image file") from e
+        data = fileio.read_bytes(path, what="board image file")
+    except fileio.FileFormatError as e:
+        raise ImageError(str(e)) from None
     return _decode(data, spec, path)

@@ -5,14 +5,15 @@ checked against the PE sections and routing table that ``map_to_cores`` gives fo
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
 from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PARAMS, NETWORK, PE, RESET_CODES, ROUTING,
                                        SPEC, ImageError, _block, _check_spec, _need, _one, _read_blocks,
                                        _routing_section, _sections, decode_words)
-from s2jax.hwmodel.mapping import map_to_cores
-from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population, Projection
+from s2jax.hwmodel.mapping import MappingSizeError, map_to_cores
+from s2jax.qnet import CONV_KEYS, MAX_POPULATION_SIZE, Conv2DProjection, Network, Population, Projection
 from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS, ChipSpec
 
 
@@ -34,12 +35,15 @@ def _network_doc(raw: bytes, path: str) -> dict:
 
     pops = need(doc, "populations", list, "the document")
     projs = need(doc, "projections", list, "the document")
+    if doc.get("name") is not None and not isinstance(doc["name"], str):
+        raise ImageError(f"{where}: the network name is {doc['name']!r}; expected a string or null")
     for i, pd in enumerate(pops):
         need(pd, "name", str, f"population {i}")
         if need(pd, "model", str, f"population {i}") not in ALL_MODELS:
             raise ImageError(f"{where}: population {i} has model {pd['model']!r}; expected one of {list(ALL_MODELS)}")
-        if need(pd, "size", int, f"population {i}") < 1:
-            raise ImageError(f"{where}: population {i} has size {pd['size']}; expected >= 1")
+        if not 1 <= need(pd, "size", int, f"population {i}") <= MAX_POPULATION_SIZE:
+            raise ImageError(f"{where}: population {i} ({pd['name']!r}) has size {pd['size']:,}; expected 1 to "
+                             f"{MAX_POPULATION_SIZE:,} (MAX_POPULATION_SIZE)")
         need(pd, "record", list, f"population {i}")
         if pd.get("max_atoms_per_core") is not None:
             need(pd, "max_atoms_per_core", int, f"population {i}")
@@ -88,11 +92,11 @@ def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
     if model == "lif_conv2d":
         head = _need(blocks, "conv", "<u4", where, None, len(CONV_COLUMNS)).astype(np.int64)
         kernels = _need(blocks, "kernels", "i1", where, 1, None)[0]
-        sizes = head[:, 1:5].prod(axis=1)
-        if sizes.sum() != kernels.size:
-            raise ImageError(f"{where}: conv headers announce {int(sizes.sum())} kernel bytes, the kernels block "
-                             f"has {kernels.size}")
-        for row, kernel in zip(head, np.split(kernels, np.cumsum(sizes)[:-1])):
+        sizes = [math.prod(int(x) for x in row[1:5]) for row in head]  # Python ints: no int64 overflow
+        if sum(sizes) != kernels.size:
+            raise ImageError(f"{where}: conv headers announce {sum(sizes):,} kernel bytes, the kernels block "
+                             f"has {kernels.size:,}")
+        for row, kernel in zip(head, np.split(kernels, np.cumsum(sizes, dtype=np.int64)[:-1])):
             convs.append((int(row[0]), tuple(int(x) for x in row[1:]), kernel.tobytes()))
     return params, synapses, convs
 
@@ -202,8 +206,8 @@ def _decode(data: bytes, spec: ChipSpec, path: str) -> Network:
     synapses, convs = {k: [] for k in range(len(proj_docs))}, {}
     pops = [_population(i, pd, sorted(per_pop[i], key=lambda s: s[0]), proj_docs, synapses, convs, path, spec)
             for i, pd in enumerate(pop_docs)]
-    net = Network(doc.get("name"))
     try:
+        net = Network(doc.get("name"))
         net.add(*pops)
     except ValueError as e:
         raise ImageError(f"{path}: {e}") from e
@@ -211,7 +215,10 @@ def _decode(data: bytes, spec: ChipSpec, path: str) -> Network:
         net.add(_projection(k, jd, pops, synapses, convs, path, spec))
 
     # The PE sections and the routing table must be what map_to_cores gives for the rebuilt network.
-    mapping = map_to_cores(net, spec)
+    try:
+        mapping = map_to_cores(net, spec)
+    except MappingSizeError as e:
+        raise ImageError(f"{path}: {e}") from e
     index = {p.name: i for i, p in enumerate(pops)}
     expected = [(index[p.population], p.start, p.stop) for p in mapping.placements]
     if placed != expected:

@@ -92,18 +92,23 @@ Example::
 
 from __future__ import annotations
 
+import os
+import pathlib
+
 import numpy as np
 
 from s2jax import qnet
-from s2jax.export.nir_common import _P, FORMAT_VERSION, INTEGRATORS, RESETS, NIRFileError, _check_dt, _md, _text
+from s2jax.export.nir_common import (_P, FORMAT_VERSION, INTEGRATORS, RESETS, NIRFileError, _check_dt, _md,
+                                     _need_int, _text, graph_digest)
 from s2jax.export.nir_common import NEURON_NODES, QNET_PARAMS, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES  # noqa: F401
-from s2jax.export.nir_convert import _convert_model, _convert_qnet, _Settings
+from s2jax.export.nir_convert import WeightQuantization, _convert_model, _convert_qnet, _Settings, format_weight_report
 from s2jax.export.nir_export import NO_LEAK_TAU_TICKS, to_nir  # noqa: F401
-from s2jax.export.nir_read import _check_structure, _load, _trace
-from s2jax.export.nir_restore import _restore_model, _restore_qnet
+from s2jax.export.nir_read import MAX_NIR_ARRAY_BYTES, _check_structure, _load, _trace  # noqa: F401
+from s2jax.export.nir_restore import _check_digest, _restore_model, _restore_qnet
 from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
-__all__ = ["to_nir", "from_nir", "NIRFileError", "FORMAT_VERSION"]
+__all__ = ["to_nir", "from_nir", "NIRFileError", "FORMAT_VERSION", "WeightQuantization", "format_weight_report",
+           "graph_digest"]
 
 
 def from_nir(graph_or_path, *, dt: float = 1e-3, integrator: str = "forward", reset: str = "subtract",
@@ -135,9 +140,20 @@ def from_nir(graph_or_path, *, dt: float = 1e-3, integrator: str = "forward", re
     it holds the requested kind (a qnet graph for "qnet", a model graph for "model"); the
     conversion settings then play no part. Otherwise the NIR parameters are converted.
 
+    The returned ``qnet.Network`` is named after the graph's ``s2jax_network_name`` or, read from a
+    file, the file's stem. Its attribute ``nir_weight_report`` is a tuple of
+    :class:`WeightQuantization`, one per weight node whose float weights were quantized (scale, max
+    and mean absolute error, clipped count; :func:`format_weight_report` prints it); it is empty
+    when the network was rebuilt from s2jax metadata (integer weights, nothing quantized).
+
     Raises ``ValueError`` naming the node and value for: unsupported node types, two consecutive
     weight nodes, a weightless edge into a neuron node, loops without a neuron, shape mismatches,
-    weights out of range, and bad settings.
+    shapes over :data:`s2jax.qnet.MAX_POPULATION_SIZE` (checked before allocating), values that are
+    not real finite numbers (bool, complex, text), weights out of range, bad settings, and s2jax
+    metadata that does not fit the graph (a node of the wrong kind, a repeated index, ends that
+    differ from the edges, a content digest that does not match). Every node is either rebuilt or
+    refused; none is skipped. A file that is missing, not HDF5, corrupt, truncated or over
+    :data:`~s2jax.export.nir_read.MAX_NIR_ARRAY_BYTES` raises :class:`NIRFileError` naming it.
     """
     dt = _check_dt(dt)
     if integrator not in INTEGRATORS:
@@ -164,16 +180,33 @@ def from_nir(graph_or_path, *, dt: float = 1e-3, integrator: str = "forward", re
     _check_structure(graph)
     syns, outputs = _trace(graph)
     fmt = _text(graph.metadata.get(_P + "format", "")) if isinstance(graph.metadata, dict) else ""
+    stem = pathlib.Path(graph_or_path).stem if isinstance(graph_or_path, (str, os.PathLike)) else None
     if use_metadata and fmt == output:
-        version = int(graph.metadata.get(_P + "format_version", -1))
+        version = (_need_int(graph.metadata, "format_version", "graph metadata", -2**31, 2**31)
+                   if _P + "format_version" in graph.metadata else -1)
         if version != FORMAT_VERSION:
             raise ValueError(f"s2jax metadata format version {version}; this s2jax reads version {FORMAT_VERSION} "
                              f"(pass use_metadata=False to convert the NIR parameters)")
-        return _restore_qnet(graph, spec) if output == "qnet" else _restore_model(graph)
+        result = _restore_qnet(graph, syns, spec) if output == "qnet" else _restore_model(graph)
+        _check_digest(graph)
+        if output == "qnet":
+            result.name = stem if result.name is None else result.name
+            result.nir_weight_report = ()
+        return result
     if output == "model" and fmt == "qnet":
-        delayed = [n for n, v in graph.nodes.items()
-                   if _P + "connections" in _md(v) and np.any(np.asarray(_md(v)[_P + "connections"])[..., 3] != 0)]
+        delayed = [n for n, v in graph.nodes.items() if _has_delays(_md(v).get(_P + "connections"))]
         if delayed:
             raise ValueError(f"weight nodes {delayed} carry synaptic delays, which a layers.SNN cannot express")
     cfg = _Settings(dt, integrator, reset, bool(scale_weights), weight_scale_percentile, rounding, record, spec)
-    return _convert_qnet(graph, syns, outputs, cfg) if output == "qnet" else _convert_model(graph, syns, cfg)
+    if output == "model":
+        return _convert_model(graph, syns, cfg)
+    net = _convert_qnet(graph, syns, outputs, cfg)
+    name = graph.metadata.get(_P + "network_name") if isinstance(graph.metadata, dict) else None
+    net.name = _text(name) if isinstance(name, (str, bytes)) else stem
+    return net
+
+
+def _has_delays(connections) -> bool:
+    """Whether s2jax ``connections`` metadata (``(n, 4)`` integer rows) holds a non-zero delay."""
+    c = np.asarray(connections) if connections is not None else np.zeros((0, 4), np.int64)
+    return c.ndim == 2 and c.shape[1] == 4 and c.dtype.kind in "iu" and bool(np.any(c[:, 3] != 0))

@@ -11,7 +11,7 @@ import numpy as np
 
 import nir
 from s2jax import qnet
-from s2jax.export.nir_common import RESETS, _kind, _pair
+from s2jax.export.nir_common import RESETS, _check_dense, _kind, _pair
 from s2jax.export.nir_read import _conv_padding, _neuron_shape, _order, _source_shape, _Synapse
 from s2jax.fixedpoint import round_host
 from s2jax.spec import ChipSpec, Rounding
@@ -106,6 +106,51 @@ def _weight_scale(graph, weights, limit: int, cfg: _Settings) -> float:
     return float(limit / stat) if stat > 0 else 1.0
 
 
+@dataclass(frozen=True)
+class WeightQuantization:
+    """How :func:`~s2jax.export.nir.from_nir` turned the float weights of one NIR weight node into
+    the chip's integers: ``integer = round(float * scale)`` (``rounding``), clipped to +-``limit``.
+
+    Errors are in the file's float units: ``|integer / scale - float|`` over the node's weights
+    (zeros included). ``clipped`` counts weights that saturated at +-``limit``, which only
+    percentile scaling allows (otherwise an out-of-range weight is an error)."""
+
+    weight_node: str
+    pre: str
+    post: str
+    scale: float
+    limit: int
+    weights: int
+    max_abs_error: float
+    mean_abs_error: float
+    clipped: int
+
+    def __str__(self) -> str:
+        return (f"{self.pre} -> {self.post} ({self.weight_node}): scale {self.scale:.6g}, max |error| "
+                f"{self.max_abs_error:.3g}, mean |error| {self.mean_abs_error:.3g}, clipped {self.clipped} of "
+                f"{self.weights:,} weights")
+
+
+def format_weight_report(report) -> str:
+    """The lines of a :class:`WeightQuantization` sequence as ``s2jax check`` / ``inspect`` print it."""
+    if not report:
+        return "weights: integers as stored (no float weights were quantized)"
+    lines = ["weights quantized from float (NIR import; errors in the file's weight units):"]
+    lines += [f"  {r}" for r in report]
+    return "\n".join(lines)
+
+
+def _quantization(name: str, s: _Synapse, w, q, w_scale: float, limit: int, clipped: int) -> WeightQuantization:
+    err = np.abs(np.asarray(q, np.float64) / w_scale - np.asarray(w, np.float64)).reshape(-1)
+    return WeightQuantization(name, s.source, s.target, float(w_scale), int(limit), int(err.size),
+                              float(err.max(initial=0.0)), float(err.mean()) if err.size else 0.0, int(clipped))
+
+
+def _clipped(w, w_scale: float, limit: int, cfg: _Settings) -> int:
+    """How many weights ``_integer_weights`` saturates at +-limit."""
+    return int(np.count_nonzero(np.abs(round_host(np.asarray(w, np.float64) * w_scale, cfg.rounding)) > limit))
+
+
 def _integer_weights(w, w_scale: float, limit: int, cfg: _Settings, where: str) -> np.ndarray:
     """``round(W w_scale)`` with ``cfg.rounding``; percentile scaling saturates at +-limit on purpose."""
     x = np.asarray(w, np.float64) * w_scale
@@ -124,6 +169,7 @@ def _dense_matrix(graph, s: _Synapse) -> np.ndarray:
     m = np.asarray(graph.nodes[s.weight].weight, np.float64).T
     if s.pool == (1, 1):
         return m
+    _check_dense(math.prod(s.src_shape), m.shape[1], f"{_kind(graph.nodes[s.weight])} node {s.weight!r}")
     (c, h, w), (py, px) = s.src_shape, s.pool
     hp, wp = h // py, w // px
     ci, hi, wi = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
@@ -135,7 +181,7 @@ def _dense_matrix(graph, s: _Synapse) -> np.ndarray:
 def _conv_params(graph, s: _Synapse) -> dict:
     node = graph.nodes[s.weight]
     kh, kw = np.asarray(node.weight).shape[2:]
-    (py, px), (sy, sx) = s.pool, _pair(node.stride, "stride", s.weight)
+    (py, px), (sy, sx) = s.pool, _pair(node.stride, "stride", f"Conv2d node {s.weight!r}", lo=1)
     ph, pw = _conv_padding(s.weight, node, (kh, kw))
     c, h, w = s.src_shape if len(s.src_shape) == 3 else (s.in_shape[0], s.in_shape[1] * py, s.in_shape[2] * px)
     return {"in_height": h, "in_width": w, "stride_x": sx, "stride_y": sy, "pool_x": px, "pool_y": py,
@@ -175,18 +221,22 @@ def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
         pop.nir_w_scale, pop.nir_v_scale = w_scale, v_scale  # py-spinnaker2's attributes, to rescale voltages
         pops[name], scales[name] = pop, (w_scale, limit)
     net.add(*(pops[n] for n in order))
+    report = []
     for s in sorted(syns, key=lambda s: (order.index(s.target), order.index(s.source), s.weight)):
         pre, post = pops[s.source], pops[s.target]
         w_scale, limit = scales[s.target]
-        where = f"{_kind(graph.nodes[s.weight])} node {s.weight!r} ({s.source!r} -> {s.target!r})"
-        if isinstance(graph.nodes[s.weight], nir.Conv2d):
-            oihw = np.asarray(graph.nodes[s.weight].weight)
-            k = _integer_weights(np.swapaxes(oihw, 0, 1), w_scale, limit, cfg, where)
-            net.add(qnet.Conv2DProjection(pre, post, k, _conv_params(graph, s), spec=cfg.spec))
+        node = graph.nodes[s.weight]
+        where = f"{_kind(node)} node {s.weight!r} ({s.source!r} -> {s.target!r})"
+        w = np.asarray(node.weight, np.float64)
+        q = _integer_weights(w, w_scale, limit, cfg, where)  # the node's own weights, for the report
+        report.append(_quantization(s.weight, s, w, q, w_scale, limit, _clipped(w, w_scale, limit, cfg)))
+        if isinstance(node, nir.Conv2d):
+            net.add(qnet.Conv2DProjection(pre, post, np.swapaxes(q, 0, 1), _conv_params(graph, s), spec=cfg.spec))
         else:
-            m = _integer_weights(_dense_matrix(graph, s), w_scale, limit, cfg, where)
+            m = q.T if s.pool == (1, 1) else _integer_weights(_dense_matrix(graph, s), w_scale, limit, cfg, where)
             i, j = np.nonzero(m)
             net.add(qnet.Projection(pre, post, np.stack([i, j, m[i, j], np.zeros_like(i)], axis=1), spec=cfg.spec))
+    net.nir_weight_report = tuple(report)
     return net
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 import nir
 from s2jax import qnet
-from s2jax.export.nir_common import FORMAT_VERSION, QNET_PARAMS, _check_dt, _meta
+from s2jax.export.nir_common import DIGEST_KEY, FORMAT_VERSION, QNET_PARAMS, _check_dt, _meta, graph_digest
 from s2jax.spec import CUBA_MODELS, SPINNAKER2, ChipSpec
 
 NO_LEAK_TAU_TICKS = 2.0**26  # tau / dt written for alpha_decay == 1: float32(1 - 2^-26) == 1.0
@@ -336,7 +336,9 @@ def to_nir(obj, *, dt: float = 1e-3, input_shape=None, spec: ChipSpec = SPINNAKE
     ``dt``: the tick in seconds that turns decays into time constants (``tau = dt / (1 - alpha)``,
     see :mod:`s2jax.export.nir`). ``input_shape``: ``(C, H, W)`` of a float model whose first layer
     is a ``Conv`` (a ``Linear`` first layer gives it). The graph carries ``s2jax_*`` metadata from
-    which :func:`from_nir` rebuilds the object exactly; write it with ``nir.write(path, graph)``.
+    which :func:`from_nir` rebuilds the object exactly, and a content digest (``s2jax_digest``,
+    SHA-256 of everything else in the graph) by which it refuses a graph edited or corrupted since;
+    write it with ``nir.write(path, graph)``.
 
     A qnet population becomes ``LIF`` (``lif*`` models), ``CubaLIF`` (``lif_curr_exp*``) or ``LI``
     (a ``lif*`` population whose threshold is ``spec.readout_threshold``); a spike_list becomes
@@ -350,7 +352,10 @@ def to_nir(obj, *, dt: float = 1e-3, input_shape=None, spec: ChipSpec = SPINNAKE
     if isinstance(obj, qnet.Network):
         if input_shape is not None:
             raise ValueError("input_shape is for float models; a qnet.Network knows its shapes")
-        return _qnet_to_nir(obj, dt, spec)
-    if isinstance(obj, L.SNN):
-        return _model_to_nir(obj, dt, input_shape, spec)
-    raise TypeError(f"to_nir takes a qnet.Network or a layers.SNN, got {type(obj).__name__}")
+        graph = _qnet_to_nir(obj, dt, spec)
+    elif isinstance(obj, L.SNN):
+        graph = _model_to_nir(obj, dt, input_shape, spec)
+    else:
+        raise TypeError(f"to_nir takes a qnet.Network or a layers.SNN, got {type(obj).__name__}")
+    graph.metadata[DIGEST_KEY] = graph_digest(graph)  # from_nir refuses a graph edited or corrupted since
+    return graph

@@ -12,35 +12,75 @@ import numpy as np
 
 import nir
 from s2jax.export.nir_common import (NEURON_NODES, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES, NIRFileError, _kind,
-                                     _pair, _text)
+                                     _integer, _pair, _real, _shape, _show, _text)
+
+
+#: Most bytes of arrays a NIR file may declare, summed over its datasets (checked before reading).
+MAX_NIR_ARRAY_BYTES = 2 * 1024**3
+#: Most HDF5 objects (groups and datasets) a NIR file may hold.
+MAX_NIR_OBJECTS = 1_000_000
+
+
+def _scan(f, p) -> None:
+    """Refuse a file whose datasets declare more than :data:`MAX_NIR_ARRAY_BYTES` in total (shape
+    times item size from each header; nothing is read) or which holds too many objects."""
+    import h5py
+
+    seen = {"bytes": 0, "objects": 0}
+
+    def visit(name, obj):
+        seen["objects"] += 1
+        if seen["objects"] > MAX_NIR_OBJECTS:
+            raise NIRFileError(f"{p}: more than {MAX_NIR_OBJECTS:,} HDF5 objects, over the limit for a NIR file")
+        if isinstance(obj, h5py.Dataset):
+            shape = obj.shape or ()
+            nbytes = math.prod(shape) * max(obj.dtype.itemsize, 1)
+            seen["bytes"] += nbytes
+            if seen["bytes"] > MAX_NIR_ARRAY_BYTES:
+                raise NIRFileError(f"{p}: dataset {name!r} declares shape {shape} of {obj.dtype} ({nbytes:,} "
+                                   f"bytes); the file's arrays exceed the limit of {MAX_NIR_ARRAY_BYTES:,} bytes")
+
+    f.visititems(visit)
 
 
 def _read(path) -> nir.NIRGraph:
+    """The graph of a NIR file, read without pickling. Every failure is a :class:`NIRFileError`
+    naming the file: missing, a folder, not HDF5, corrupt or truncated HDF5, no NIR graph inside,
+    arrays declaring more than :data:`MAX_NIR_ARRAY_BYTES` (checked from the headers first)."""
     import h5py
 
     p = pathlib.Path(path)
     if not p.exists():
-        raise NIRFileError(f"NIR file {str(p)!r} does not exist")
+        raise NIRFileError(f"{p}: NIR file does not exist")
     if not p.is_file():
-        raise NIRFileError(f"{str(p)!r} is not a file")
-    if not h5py.is_hdf5(p):
-        raise NIRFileError(f"{str(p)!r} is not an HDF5 file, so not a NIR file (nir.write writes HDF5)")
+        raise NIRFileError(f"{p}: is not a file (a NIR file was expected)")
     try:
+        if not h5py.is_hdf5(p):
+            raise NIRFileError(f"{p}: is not an HDF5 file, so not a NIR file (nir.write writes HDF5)")
         with h5py.File(p, "r") as f:
             node, keys = f.get("node"), sorted(f.keys())
             is_nir = isinstance(node, h5py.Group) and "type" in node
-    except OSError as e:
-        raise NIRFileError(f"{str(p)!r}: unreadable HDF5 file ({e})") from e
+            if is_nir:
+                _scan(f, p)
+    except NIRFileError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError, MemoryError) as e:
+        raise NIRFileError(f"{p}: corrupt or truncated HDF5 file ({type(e).__name__}: {_first_line(e)})") from None
     if not is_nir:
-        raise NIRFileError(f"{str(p)!r} is HDF5 but holds no NIR graph (no 'node' group with a 'type'); "
-                           f"top-level keys: {keys}")
+        raise NIRFileError(f"{p}: is HDF5 but holds no NIR graph (no 'node' group with a 'type'); "
+                           f"top-level keys: {keys[:20]}")
     try:
         graph = nir.read(p, type_check=False)
     except Exception as e:  # noqa: BLE001 - any failure of the reader means a malformed file
-        raise NIRFileError(f"{str(p)!r}: malformed NIR file ({type(e).__name__}: {e})") from e
+        raise NIRFileError(f"{p}: malformed NIR file ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(graph, nir.NIRGraph):
-        raise NIRFileError(f"{str(p)!r}: the top node is a {_kind(graph)}, not a NIRGraph")
+        raise NIRFileError(f"{p}: the top node is a {_kind(graph)}, not a NIRGraph")
     return graph
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    text = (str(e).splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _load(graph_or_path) -> nir.NIRGraph:
@@ -51,12 +91,62 @@ def _load(graph_or_path) -> nir.NIRGraph:
     raise TypeError(f"from_nir takes a nir.NIRGraph or a file path, got {type(graph_or_path).__name__}")
 
 
+#: The numeric fields of each supported node type, checked for real, finite values.
+_NUMERIC_FIELDS = {
+    nir.Affine: ("weight", "bias"), nir.Linear: ("weight",),
+    nir.Conv2d: ("weight", "bias", "stride", "padding", "dilation", "groups", "input_shape"),
+    nir.SumPool2d: ("kernel_size", "stride", "padding"), nir.Flatten: ("start_dim", "end_dim"),
+    nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"), nir.IF: ("r", "v_threshold", "v_reset"),
+    nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+    nir.LI: ("tau", "r", "v_leak"),
+}
+_OPTIONAL_FIELDS = {(nir.Conv2d, "input_shape"), (nir.Conv2d, "bias"), (nir.LIF, "v_reset"), (nir.IF, "v_reset"),
+                    (nir.CubaLIF, "v_reset")}
+
+
+def _check_values(name: str, node) -> None:
+    """Every numeric field of ``node`` holds real, finite numbers (no bool, complex, text or
+    objects; a Conv2d's padding may be 'valid' / 'same'); Input and Output shapes are valid
+    population shapes (see :func:`~s2jax.export.nir_common._shape`)."""
+    where = f"{_kind(node)} node {name!r}"
+    if isinstance(node, nir.Input):
+        _shape((node.input_type or {}).get("input"), "input shape", where)
+        return
+    if isinstance(node, nir.Output):
+        _shape((node.output_type or {}).get("output"), "output shape", where)
+        return
+    for field in _NUMERIC_FIELDS[type(node)]:
+        v = getattr(node, field, None)
+        if v is None and (type(node), field) in _OPTIONAL_FIELDS:
+            continue
+        if field == "padding" and isinstance(node, nir.Conv2d) and (
+                isinstance(v, (str, bytes, np.str_, np.bytes_))
+                or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "SU")):
+            continue
+        _real(v, field, where)
+    if isinstance(node, nir.Flatten):
+        typed = (node.input_type or {}).get("input")
+        if typed is not None and np.size(typed):
+            _shape(typed, "input_type", where)
+
+
 def _check_structure(graph: nir.NIRGraph):
+    """Node types are supported, every node's values are real numbers and its shapes valid, and
+    every edge joins two nodes of the graph (none into an Input, none out of an Output)."""
     supported = ", ".join(c.__name__ for c in SUPPORTED_NODES)
+    if not isinstance(graph.nodes, dict) or not isinstance(graph.edges, (list, tuple)):
+        raise ValueError(f"a NIR graph has a dict of nodes and a list of edges, got {type(graph.nodes).__name__} "
+                         f"and {type(graph.edges).__name__}")
     for name, node in graph.nodes.items():
+        if not isinstance(name, str):
+            raise ValueError(f"node name {_show(name)} is not a text")
         if not isinstance(node, SUPPORTED_NODES):
             raise ValueError(f"node {name!r} is a NIR {_kind(node)}, which s2jax cannot map onto SpiNNaker2; "
                              f"supported node types: {supported}")
+        _check_values(name, node)
+    for edge in graph.edges:
+        if not (isinstance(edge, (list, tuple)) and len(edge) == 2 and all(isinstance(e, str) for e in edge)):
+            raise ValueError(f"edge {_show(edge)} is not a pair of node names")
     for a, b in graph.edges:
         for end in (a, b):
             if end not in graph.nodes:
@@ -76,18 +166,18 @@ def _neuron_shape(name: str, node) -> tuple:
     except ValueError:
         shapes = {f: np.shape(getattr(node, f)) for f in fields}
         raise ValueError(f"{_kind(node)} node {name!r}: parameter shapes {shapes} do not broadcast") from None
+    where = f"{_kind(node)} node {name!r}"
     if shape == ():
         typed = (node.input_type or {}).get("input")
         if typed is None or np.size(typed) == 0:
-            raise ValueError(f"{_kind(node)} node {name!r} has scalar parameters and no input type: its number "
-                             f"of neurons is unknown")
-        shape = tuple(int(s) for s in np.asarray(typed).reshape(-1))
-    return tuple(int(s) for s in shape)
+            raise ValueError(f"{where} has scalar parameters and no input type: its number of neurons is unknown")
+        return _shape(typed, "input type", where)
+    return _shape(np.array(shape), "shape", where)
 
 
 def _source_shape(name: str, node) -> tuple:
     if isinstance(node, nir.Input):
-        return tuple(int(s) for s in np.asarray(node.input_type["input"]).reshape(-1))
+        return _shape((node.input_type or {}).get("input"), "input shape", f"Input node {name!r}")
     return _neuron_shape(name, node)
 
 
@@ -110,18 +200,19 @@ def _conv_geometry(name: str, node, shape) -> tuple[tuple, tuple]:
     w = np.asarray(node.weight)
     if w.ndim != 4:
         raise ValueError(f"Conv2d node {name!r}: weight must be (C_out, C_in, kH, kW), got shape {w.shape}")
-    if int(np.asarray(node.groups)) != 1 or _pair(node.dilation, "dilation", name) != (1, 1):
+    where = f"Conv2d node {name!r}"
+    if _integer(node.groups, "groups", where, 1, 2**31) != 1 or _pair(node.dilation, "dilation", where) != (1, 1):
         raise ValueError(f"Conv2d node {name!r}: groups={node.groups}, dilation={node.dilation}; the chip's "
                          f"Conv2DProjection supports groups=1 and dilation=1 only")
     c_out, c_in, kh, kw = w.shape
     if len(shape) != 3 and getattr(node, "input_shape", None) is not None:
-        hw = _pair(node.input_shape, "input_shape", name)
+        hw = _pair(node.input_shape, "input_shape", where, lo=1)
         if math.prod(shape) == c_in * hw[0] * hw[1]:
             shape = (c_in, *hw)
     if len(shape) != 3 or shape[0] != c_in:
         raise ValueError(f"Conv2d node {name!r}: expects a ({c_in}, H, W) input, gets shape {shape}")
     pad = _conv_padding(name, node, (kh, kw))
-    sy, sx = _pair(node.stride, "stride", name)
+    sy, sx = _pair(node.stride, "stride", where, lo=1)
     ho, wo = (shape[1] + 2 * pad[0] - kh) // sy + 1, (shape[2] + 2 * pad[1] - kw) // sx + 1
     if ho < 1 or wo < 1:
         raise ValueError(f"Conv2d node {name!r}: kernel {kh}x{kw} does not fit the padded input {shape}")
@@ -138,7 +229,7 @@ def _conv_padding(name: str, node, kernel) -> tuple[int, int]:
             return (kernel[0] - 1) // 2, (kernel[1] - 1) // 2
         raise ValueError(f"Conv2d node {name!r}: padding {mode!r} with kernel {kernel} is not supported "
                          f"(integers, 'valid', or 'same' with odd kernels)")
-    return _pair(pad, "padding", name)
+    return _pair(pad, "padding", f"Conv2d node {name!r}")
 
 
 def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
@@ -160,6 +251,10 @@ def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
                 if weight is not None:
                     raise ValueError(f"{edge}: weight node {weight!r} reaches Output {nxt!r} without a neuron "
                                      f"node; the chip applies weights only into a neuron population")
+                out = _shape((node.output_type or {}).get("output"), "output shape", f"Output node {nxt!r}")
+                if math.prod(out) != math.prod(shape):
+                    raise ValueError(f"Output node {nxt!r}: output shape {out} ({math.prod(out):,} values) but "
+                                     f"{node_name!r} gives shape {tuple(shape)} ({math.prod(shape):,} values)")
                 to_output.update(seen[1:])
                 outputs.add(src)
                 continue
@@ -207,13 +302,14 @@ def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
 
 
 def _pool(name, node, shape, pool, weight):
-    k = _pair(node.kernel_size, "kernel_size", name)
+    where = f"SumPool2d node {name!r}"
+    k = _pair(node.kernel_size, "kernel_size", where, lo=1)
     if weight is not None:
         raise ValueError(f"SumPool2d node {name!r} follows weight node {weight!r}; the chip pools only "
                          f"before the synapses (SumPool2d -> Conv2d, or SumPool2d -> Flatten -> Affine)")
     if pool is not None:
         raise ValueError(f"SumPool2d node {name!r} follows another SumPool2d; merge the windows")
-    if _pair(node.stride, "stride", name) != k or _pair(node.padding, "padding", name) != (0, 0):
+    if _pair(node.stride, "stride", where, lo=1) != k or _pair(node.padding, "padding", where) != (0, 0):
         raise ValueError(f"SumPool2d node {name!r}: kernel {k}, stride {node.stride}, padding {node.padding}; "
                          f"the chip's fused pooling needs stride = kernel and no padding")
     if len(shape) != 3 or shape[1] < k[0] or shape[2] < k[1]:

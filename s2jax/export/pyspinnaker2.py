@@ -6,7 +6,8 @@ next to the board::
     bundle/
       network.json          structure: populations (name, size, neuron_model, string params,
                             record, max_atoms_per_core), projections (pre, post, kind, conv
-                            params), timesteps, eth_ip, sys_tick_in_s, format version, s2jax version
+                            params, synapse count), the total synapse count, timesteps, eth_ip,
+                            sys_tick_in_s, format version, s2jax version
       arrays.npz            every number: per population ``pop<i>.<param>`` (float64 or int64,
                             shape () for a scalar or (size,) per neuron), spike_list sources as
                             ``pop<i>.spike_neurons`` (K,) int32 and ``pop<i>.spike_times`` (S, 2)
@@ -18,7 +19,16 @@ next to the board::
 
 Numbers live only in the npz: float parameters keep every bit (the readout threshold
 ``float32 max``, or ``inf``, would not survive every JSON reader). Population ``i`` and projection
-``j`` are positions in ``network.json``'s lists, the network's order.
+``j`` are positions in ``network.json``'s lists, the network's order. A projection's synapse count
+is its number of connection rows (a conv projection's: its kernel's number of weights).
+
+Reading (:func:`load_pyspinnaker2`, :func:`load_results`) trusts nothing: ``network.json`` must be
+a JSON object of this format and version with every key present, of its type and within its
+limits (sizes at most :data:`s2jax.qnet.MAX_POPULATION_SIZE`), checked before any array is read;
+``arrays.npz`` must hold exactly the arrays ``network.json`` lists, of integer (spike lists,
+connections, kernels) or integer/float (parameters) dtypes, of the stated shapes and synapse
+counts. Anything else raises :class:`s2jax.fileio.FileFormatError` (a ``ValueError``) naming the
+file and the key.
 
 Example (``T = 20`` ticks)::
 
@@ -41,7 +51,10 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from s2jax import qnet
+from s2jax import fileio, qnet
+from s2jax.export._pyspinnaker2_format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
+                                              NETWORK_FILE, RESULTS_FILE, SCRIPT_FILE, _array, _check_arrays,
+                                              _check_meta, _check_result_size, _show)
 from s2jax.export._pyspinnaker2_script import SCRIPT
 from s2jax.hwmodel.program import compile_network
 from s2jax.hwmodel.simulator import run, spike_list_inputs, to_volts
@@ -50,12 +63,6 @@ from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Difference", "compare", "load_pyspinnaker2", "load_results",
            "to_pyspinnaker2"]
 
-BUNDLE_FORMAT = "s2jax-pyspinnaker2-bundle"
-BUNDLE_VERSION = 1
-NETWORK_FILE, ARRAYS_FILE, SCRIPT_FILE, RESULTS_FILE = (
-    "network.json", "arrays.npz", "run_on_spinnaker2.py", "results.npz")
-
-_INT32 = np.iinfo(np.int32)
 _INT64 = np.iinfo(np.int64)
 
 
@@ -116,14 +123,15 @@ def _describe(net: qnet.Network, timesteps: int, eth_ip: str, sys_tick_in_s: flo
             w = proj.weights
             fits = w.size == 0 or (w.min() >= -128 and w.max() <= 127)
             arrays[f"proj{j}.kernel"] = w.astype(np.int8 if fits else np.int32)
-            entry.update(kind="conv2d", kernel_shape=list(w.shape), conv_params=dict(proj.conv_params))
+            entry.update(kind="conv2d", kernel_shape=list(w.shape), conv_params=dict(proj.conv_params),
+                         synapses=int(w.size))
         else:
             arrays[f"proj{j}.connections"] = proj.connections.astype(np.int32)
             entry.update(kind="projection", synapses=len(proj.weights))
         projs.append(entry)
     meta = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "s2jax_version": s2jax.__version__,
             "network": net.name, "timesteps": timesteps, "eth_ip": eth_ip, "sys_tick_in_s": sys_tick_in_s,
-            "populations": pops, "projections": projs}
+            "populations": pops, "projections": projs, "synapses": sum(p["synapses"] for p in projs)}
     return meta, arrays
 
 
@@ -170,6 +178,11 @@ def _script(meta: dict, arrays: dict[str, np.ndarray]) -> str:
                          n_projs=len(meta["projections"]))
 
 
+def _savez_compressed(path, arrays: dict[str, np.ndarray]):
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
 def _replace_folder(tmp: Path, target: Path):
     """Move the finished ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
     if not target.exists():
@@ -213,11 +226,11 @@ def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = 
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     tmp.mkdir()
     try:
-        (tmp / NETWORK_FILE).write_text(network_json)
-        with open(tmp / ARRAYS_FILE, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        (tmp / SCRIPT_FILE).write_text(script)
-        _replace_folder(tmp, target)
+        fileio.atomic_write_text(tmp / NETWORK_FILE, network_json)  # each file synced to disk ...
+        fileio.atomic_write(tmp / ARRAYS_FILE, lambda path: _savez_compressed(path, arrays))
+        fileio.atomic_write_text(tmp / SCRIPT_FILE, script)
+        _replace_folder(tmp, target)  # ... before the folder is renamed into place
+        fileio.fsync_folder(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -228,13 +241,15 @@ def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = 
 
 
 def _read_bundle(folder) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(network.json, arrays)`` of a bundle folder, both checked (see the module docstring)."""
     folder = Path(folder)
-    meta = json.loads((folder / NETWORK_FILE).read_text())
-    if meta.get("format") != BUNDLE_FORMAT or meta.get("format_version") != BUNDLE_VERSION:
-        raise ValueError(f"{folder / NETWORK_FILE}: not a {BUNDLE_FORMAT} version {BUNDLE_VERSION} bundle "
-                         f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})")
-    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    if not folder.is_dir():
+        raise fileio.FileFormatError(f"{folder}: not a folder; a py-spinnaker2 bundle folder (with {NETWORK_FILE} "
+                                     f"and {ARRAYS_FILE}, written by s2jax.export.to_pyspinnaker2) was expected")
+    meta = fileio.load_json(folder / NETWORK_FILE, what=f"{NETWORK_FILE} of a py-spinnaker2 bundle folder")
+    expected = _check_meta(folder / NETWORK_FILE, meta)
+    arrays = fileio.load_npz(folder / ARRAYS_FILE, what=f"{ARRAYS_FILE} of a py-spinnaker2 bundle", keys=expected)
+    _check_arrays(folder, meta, arrays)
     return meta, arrays
 
 
@@ -243,14 +258,19 @@ def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
 
     Scalar parameters come back as Python numbers, per-neuron ones as float64 / int64 arrays;
     projections are validated against ``spec`` (the bundle does not record a non-default spec).
+    Every file is checked first (module docstring); a malformed bundle or a network ``qnet``
+    refuses raises :class:`~s2jax.fileio.FileFormatError` naming the file.
     """
     meta, arrays = _read_bundle(folder)
+    where = Path(folder) / NETWORK_FILE
     try:
         return _network_from_bundle(meta, arrays, spec)
+    except fileio.FileFormatError:
+        raise
+    except ValueError as err:
+        raise fileio.FileFormatError(f"{where}: the bundle's network is invalid: {err}") from None
     except (KeyError, TypeError, IndexError, AttributeError) as err:
-        where = Path(folder) / "network.json"
-        raise ValueError(f"{where}: malformed bundle ({type(err).__name__}: {err}); "
-                         f"re-export it with s2jax.export.to_pyspinnaker2") from None
+        raise fileio.FileFormatError(f"{where}: malformed bundle ({type(err).__name__}: {err}); {_REEXPORT}") from None
 
 
 def _network_from_bundle(meta, arrays, spec):
@@ -281,15 +301,21 @@ def _network_from_bundle(meta, arrays, spec):
 
 
 def _read_results(folder, net: qnet.Network):
-    """``(timesteps, {name: {"spikes", "voltages"}})`` of the chip run saved in results.npz."""
+    """``(timesteps, {name: {"spikes", "voltages"}})`` of the chip run saved in results.npz.
+
+    Checks dtypes and shapes of every array used, and that the rebuilt recordings (``timesteps x
+    size`` per population) fit ``_pyspinnaker2_format.MAX_RESULT_BYTES`` (2 GiB), before allocating them."""
     folder = Path(folder)
     meta, _ = _read_bundle(folder)
     path = folder / RESULTS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run {folder / SCRIPT_FILE} on the board's host first")
-    with np.load(path, allow_pickle=False) as f:
-        res = {k: f[k] for k in f.files}
-    timesteps = int(res["timesteps"])
+    res = fileio.load_npz(path, what=f"{RESULTS_FILE} of a py-spinnaker2 bundle")
+    steps = _array(path, res, "timesteps", "iu", "an integer")
+    if steps.shape != () or not 1 <= int(steps) <= _INT32.max:
+        raise fileio.FileFormatError(f"{path}: 'timesteps' must be one integer in [1, {_INT32.max}], "
+                                     f"got {_show(steps.tolist())}")
+    timesteps = int(steps)
     out = {}
     for i, p in enumerate(meta["populations"]):
         if not p["record"]:
@@ -299,7 +325,12 @@ def _read_results(folder, net: qnet.Network):
             raise ValueError(f"population {p['name']!r} has {size} neurons in net but {p['size']} in the bundle")
         rec = {}
         if "spikes" in p["record"]:
-            pairs = res[f"pop{i}.spikes"].reshape(-1, 2)
+            pairs = _array(path, res, f"pop{i}.spikes", "iu", "integer (neuron, tick) rows")
+            if pairs.size == 0:
+                pairs = pairs.reshape(0, 2)
+            if pairs.ndim != 2 or pairs.shape[1] != 2:
+                raise fileio.FileFormatError(f"{path}: pop{i}.spikes must have shape (S, 2), got {pairs.shape}")
+            _check_result_size(path, p["name"], "spikes", timesteps, size, 1)
             bad = (pairs[:, 0] < 0) | (pairs[:, 0] >= size) | (pairs[:, 1] < 0) | (pairs[:, 1] >= timesteps)
             if np.any(bad):
                 n, t = pairs[bad][0]
@@ -309,10 +340,15 @@ def _read_results(folder, net: qnet.Network):
             spikes[pairs[:, 1], pairs[:, 0]] = True
             rec["spikes"] = spikes
         if "v" in p["record"]:
-            neurons, values = res[f"pop{i}.v_neurons"], res[f"pop{i}.v"]
+            neurons = _array(path, res, f"pop{i}.v_neurons", "iu", "integer neuron indices")
+            values = _array(path, res, f"pop{i}.v", "iuf", "numbers")
+            if neurons.ndim != 1 or values.ndim != 2 or values.shape[0] != neurons.size:
+                raise fileio.FileFormatError(f"{path}: pop{i}.v must have one row per neuron of pop{i}.v_neurons, "
+                                             f"got shapes {values.shape} and {neurons.shape}")
             if neurons.size and (neurons.min() < 0 or neurons.max() >= size):
                 raise ValueError(f"population {p['name']!r}: voltages of neurons outside [0, {size - 1}]")
-            volts = np.full((values.shape[1] if values.ndim == 2 else 0, size), np.nan, np.float32)
+            _check_result_size(path, p["name"], "voltages", values.shape[1], size, 4)
+            volts = np.full((values.shape[1], size), np.nan, np.float32)
             volts[:, neurons] = values.T.astype(np.float32)
             rec["voltages"] = volts
         out[p["name"]] = rec

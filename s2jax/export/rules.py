@@ -15,14 +15,23 @@ Rules (name: what it checks):
 - ``weight_range``: integer weights within ``spec.weight_range(post model)`` (projections) and
   ``spec.conv_weight_range`` (conv kernels); integral values only.
 - ``delays``: delays 0..``max_delay`` on delay models, 0 elsewhere.
-- ``exact_input_sum``: the largest possible |input sum| of a neuron in one tick, ``max(sum of
+- ``exact_input_sum``: the largest possible ``|input sum|`` of a neuron in one tick, ``max(sum of
   positive weights, sum of |negative weights|)`` over its synapses (conv: pooled inputs times
-  |taps|), stays below ``exact_input_sum_bound`` (2^24) so the float32 profile adds it exactly.
-- ``mac_accumulator``: a conv's largest |accumulator| (``C_in * kH * kW * pool_y * pool_x *
+  ``|taps|``), stays below ``exact_input_sum_bound`` (2^24) so the float32 profile adds it exactly.
+- ``mac_accumulator``: a conv's largest ``|accumulator|`` (``C_in * kH * kW * pool_y * pool_x *
   max|w|``) fits the signed ``mla_accumulator_bits`` accumulator of the MAC array.
-- ``atoms_per_core``: ``set_max_atoms_per_core`` does not exceed the model's limit.
+- ``population_size``: every population size is an integer in [1, ``qnet.MAX_POPULATION_SIZE``]
+  (checked first: when one is not, :func:`check` reports only these, since every other rule and
+  the mapping read the sizes).
+- ``parameters``: each population's parameters (or spike ticks) still pass the checks of its
+  constructor (types, one value or one per neuron, finite), after any edit.
+- ``decay_range``: ``alpha_decay``, ``exc_decay``, ``inh_decay`` within [0, 1] (``qnet.DECAY_RANGE``),
+  on the float32 values the chip stores; the same check (:func:`s2jax.qnet.decay_violations`)
+  makes the fixed-point profile refuse a network, so both agree on what the chip can run.
+- ``atoms_per_core``: ``set_max_atoms_per_core`` is a positive integer not above the model's limit.
 - ``sram_per_pe``: every PE's neuron and synapse bytes fit ``sram_data_bytes_per_pe``.
-- ``chips``: the PEs needed fit the chips available (``chips=``, one by default).
+- ``chips``: the PEs needed fit the chips available (``chips=``, one by default); a network needing
+  more PEs than the mapper places (``mapping.MAX_MAPPED_PES``) is reported here without being mapped.
 - ``routing_entries``: each chip's routing entries fit ``routing_entries_per_chip``.
 - ``conv_target``: conv projections only into ``lif_conv2d`` populations.
 - ``projection_endpoints``: projections connect populations of the network, pre and post indices
@@ -34,15 +43,18 @@ Rules (name: what it checks):
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from s2jax.hwmodel.mapping import Mapping, map_to_cores
-from s2jax.qnet import Conv2DProjection, Network, Projection
+from s2jax.hwmodel.mapping import MAX_MAPPED_PES, Mapping, MappingSizeError, map_to_cores
+from s2jax.qnet import (DECAY_RANGE, MAX_POPULATION_SIZE, Conv2DProjection, Network, Projection, decay_violations,
+                        parameter_error, population_size_error)
 from s2jax.spec import NEURON_MODELS, SPINNAKER2, ChipSpec
 
-__all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "check_nir_graph"]
+__all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "MAPPING_BLOCKERS",
+           "check_nir_graph"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,37 @@ class DesignRuleError(ValueError):
 def _proj_name(proj) -> str:
     kind = "conv projection" if isinstance(proj, Conv2DProjection) else "projection"
     return f"{kind} {proj.pre.name!r} -> {proj.post.name!r}"
+
+
+# --- population rules --------------------------------------------------------------------------------
+
+
+def population_size(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for pop in net.populations:
+        error = population_size_error(pop)
+        if error:
+            out.append(Violation("population_size", f"population {pop.name!r}", pop.size,
+                                 (1, MAX_POPULATION_SIZE), error))
+    return out
+
+
+def parameters(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for pop in net.populations:
+        error = parameter_error(pop)
+        if error:
+            out.append(Violation("parameters", f"population {pop.name!r}", None, "qnet's parameter checks", error))
+    return out
+
+
+def decay_range(net: Network, spec: ChipSpec) -> list[Violation]:
+    out = []
+    for pop in net.populations:
+        if pop.neuron_model in NEURON_MODELS:
+            out += [Violation("decay_range", f"population {pop.name!r}", value, DECAY_RANGE, message)
+                    for _, value, message in decay_violations(pop)]
+    return out
 
 
 # --- synapse rules -----------------------------------------------------------------------------------
@@ -135,10 +178,9 @@ def _conv_bound(proj: Conv2DProjection) -> int:
 def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
     out = []
     for pop in net.populations:
-        if pop.neuron_model not in NEURON_MODELS:
+        if pop.neuron_model not in NEURON_MODELS or population_size_error(pop):
             continue
-        pos = np.zeros(pop.size, np.int64)
-        neg = np.zeros(pop.size, np.int64)
+        posts, ws = [], []  # incoming synapses: summed per receiving neuron (memory per synapse, not per neuron)
         conv = 0
         for proj in net.projections:
             if proj.post is not pop:
@@ -150,8 +192,15 @@ def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
             w = np.where(np.isfinite(w), w, 0).astype(np.int64)  # weight_range reports non-finite ones
             post = np.asarray(proj.post_idx, np.int64)
             ok = (post >= 0) & (post < pop.size)
-            np.add.at(pos, post[ok], np.where(w[ok] > 0, w[ok], 0))
-            np.add.at(neg, post[ok], np.where(w[ok] < 0, -w[ok], 0))
+            posts.append(post[ok])
+            ws.append(w[ok])
+        post = np.concatenate(posts) if posts else np.zeros(0, np.int64)
+        w = np.concatenate(ws) if ws else np.zeros(0, np.int64)
+        _, neuron = np.unique(post, return_inverse=True)
+        pos = np.zeros(neuron.size, np.int64)
+        neg = np.zeros(neuron.size, np.int64)
+        np.add.at(pos, neuron, np.where(w > 0, w, 0))
+        np.add.at(neg, neuron, np.where(w < 0, -w, 0))
         bound = int(max(pos.max(initial=0), neg.max(initial=0))) + conv
         if bound >= spec.exact_input_sum_bound:
             out.append(Violation(
@@ -221,7 +270,11 @@ def atoms_per_core(net: Network, spec: ChipSpec) -> list[Violation]:
     out = []
     for pop in net.populations:
         limit = spec.atoms_per_core(pop.neuron_model)
-        if pop.max_atoms_per_core is not None and pop.max_atoms_per_core > limit:
+        n = pop.max_atoms_per_core
+        if n is not None and (not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1):
+            out.append(Violation("atoms_per_core", f"population {pop.name!r}", n, (1, limit),
+                                 f"population {pop.name!r}: max atoms per core {n!r} is not a positive integer"))
+        elif n is not None and n > limit:
             out.append(Violation("atoms_per_core", f"population {pop.name!r}", pop.max_atoms_per_core, limit,
                                  f"population {pop.name!r}: max atoms per core {pop.max_atoms_per_core} exceeds "
                                  f"{limit} for model {pop.neuron_model!r}"))
@@ -259,10 +312,13 @@ def routing_entries(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Viol
     return out
 
 
-NETWORK_RULES = (weight_range, delays, exact_input_sum, mac_accumulator, conv_target, projection_endpoints,
-                 atoms_per_core)
+NETWORK_RULES = (population_size, parameters, decay_range, weight_range, delays, exact_input_sum, mac_accumulator,
+                 conv_target, projection_endpoints, atoms_per_core)
 MAPPING_RULES = (sram_per_pe, routing_entries)
 RULES = NETWORK_RULES + MAPPING_RULES + (chips,)
+MAPPING_BLOCKERS = ("population_size", "projection_endpoints")
+"""Rules whose violations leave the network unmappable: :func:`check` then skips the mapping (and
+so should a caller that maps the network itself, e.g. to print a summary)."""
 
 
 def check(net, spec: ChipSpec = SPINNAKER2, *, chips_available: int = 1, mapping: Mapping | None = None
@@ -272,12 +328,19 @@ def check(net, spec: ChipSpec = SPINNAKER2, *, chips_available: int = 1, mapping
     span (a 48-chip board: 48)."""
     if not isinstance(net, Network):
         return check_nir_graph(net)
-    out = []
-    for rule in NETWORK_RULES:
+    out = population_size(net, spec)
+    if out:
+        return out  # every other rule reads the sizes
+    for rule in NETWORK_RULES[1:]:
         out += rule(net, spec)
-    if any(v.rule == "projection_endpoints" for v in out):
-        return out  # the mapping needs valid endpoints
-    mapping = mapping or map_to_cores(net, spec)
+    if any(v.rule in MAPPING_BLOCKERS for v in out):
+        return out  # the mapping needs valid sizes and endpoints
+    try:
+        mapping = mapping or map_to_cores(net, spec)
+    except MappingSizeError as e:
+        if e.pes is None and any(v.rule == "atoms_per_core" for v in out):
+            return out  # an invalid max atoms per core, already reported
+        return out + [Violation("chips", f"network {net.name!r}", e.pes, MAX_MAPPED_PES, str(e))]
     for rule in MAPPING_RULES:
         out += rule(net, spec, mapping)
     out += chips(net, spec, mapping, chips_available)

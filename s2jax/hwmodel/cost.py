@@ -74,7 +74,8 @@ def _conv_macs(proj: Conv2DProjection) -> int:
 def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping: Mapping | None = None
                   ) -> CostEstimate:
     """Cost of one tick of ``net`` (per sample), from ``trace`` (a ``Trace`` of ``hwmodel.run``)
-    or, when ``trace`` is None, for the worst case of every synapse active every tick."""
+    or, when ``trace`` is None, for the worst case of every synapse active every tick. Sizes are
+    checked by :func:`~s2jax.hwmodel.mapping.map_to_cores` before anything is allocated."""
     mapping = mapping or map_to_cores(net, spec)
     names = [p.name for p in net.populations]
     if trace is not None:
@@ -99,8 +100,9 @@ def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping
                              "macs": macs[pop.name]}
 
     worst = 0.0
+    sizes = {pop.name: pop.size for pop in net.populations}
     for p in mapping.placements:
-        share = p.size / net.population(p.population).size
+        share = p.size / (sizes.get(p.population) or net.population(p.population).size)
         a = per_pop[p.population]
         cycles = (share * a["events"] * spec.cycles_per_synaptic_event
                   + (p.size if a["updates"] else 0) * spec.cycles_per_neuron_update

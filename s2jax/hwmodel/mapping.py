@@ -28,7 +28,11 @@ Rules (``ChipSpec`` fields in brackets; all of them are assumptions, tag A):
 
 :func:`map_to_cores` never raises because a network is too big for the chip: a slice over SRAM,
 more chips than a board has, or a chip over ``routing_entries_per_chip`` entries are reported by
-the design rules (:mod:`s2jax.export`), which read the :class:`Mapping`.
+the design rules (:mod:`s2jax.export`), which read the :class:`Mapping`. Only sizes beyond what
+the mapper itself places raise :class:`MappingSizeError`, before anything is allocated: a
+population size outside [1, ``qnet.MAX_POPULATION_SIZE``] (edited after construction) or more than
+:data:`MAX_MAPPED_PES` PEs. Memory grows with synapses, spike entries and PEs, never with a
+population's size alone.
 
 Example::
 
@@ -46,14 +50,29 @@ Example::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population
+from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population, population_size_error
 from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
 
-__all__ = ["CONV_PARAM_BYTES", "Mapping", "Placement", "Route", "map_to_cores"]
+__all__ = ["CONV_PARAM_BYTES", "MAX_MAPPED_PES", "Mapping", "MappingSizeError", "Placement", "Route",
+           "check_population_sizes", "map_to_cores"]
+
+MAX_MAPPED_PES = 2**20
+"""Most PEs :func:`map_to_cores` places: 1,048,576, about 144 boards of 48 chips (a 48-chip board
+has 7,296 PEs). A network needing more is refused before its placements are built."""
+
+
+class MappingSizeError(ValueError):
+    """A network beyond what the mapper places: a population size outside [1, MAX_POPULATION_SIZE]
+    or more than :data:`MAX_MAPPED_PES` PEs. ``pes``: the PEs needed, when that is the reason."""
+
+    def __init__(self, message: str, pes: int | None = None):
+        super().__init__(message)
+        self.pes = pes
 
 CONV_PARAM_BYTES = 4 * (4 + len(CONV_KEYS))
 """SRAM bytes of one conv's parameters on a PE: one 32-bit word for each of C_in, C_out, kH, kW
@@ -149,59 +168,109 @@ class Mapping:
 
 
 def _slice_cap(pop: Population, spec: ChipSpec) -> int:
-    return pop.max_atoms_per_core if pop.max_atoms_per_core is not None else spec.atoms_per_core(pop.neuron_model)
+    cap = pop.max_atoms_per_core if pop.max_atoms_per_core is not None else spec.atoms_per_core(pop.neuron_model)
+    if not isinstance(cap, numbers.Integral) or isinstance(cap, bool) or cap < 1:
+        raise MappingSizeError(f"population {pop.name!r}: max atoms per core must be a positive integer, "
+                               f"got {cap!r}")
+    return int(cap)
 
 
-def _per_neuron_bytes(net: Network, pop: Population, spec: ChipSpec) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(neuron_bytes, synapse_bytes)`` of every neuron of ``pop`` and the fixed bytes of each PE."""
+def check_population_sizes(net: Network) -> None:
+    """Raise :class:`MappingSizeError` naming the first population whose ``size`` is not an integer
+    in [1, ``MAX_POPULATION_SIZE``] (a size edited after construction), before anything is allocated."""
+    for pop in net.populations:
+        error = population_size_error(pop)
+        if error:
+            raise MappingSizeError(error)
+
+
+def _min_pes(net: Network, spec: ChipSpec) -> int:
+    """PEs the populations need at least: ``ceil(size / atoms per PE)`` each (no allocation)."""
+    return sum(-(-pop.size // _slice_cap(pop, spec)) for pop in net.populations)
+
+
+class _Bytes:
+    """SRAM bytes of the neurons of one population without one array entry per neuron:
+    ``per_neuron`` bytes each, plus ``extra`` bytes at the sorted neuron indices ``at`` (spike
+    entries of a source, synapse words of a neuron population), plus ``fixed`` bytes per PE."""
+
+    def __init__(self, per_neuron: int, at: np.ndarray, extra: np.ndarray, fixed: int, extra_is_synapse: bool):
+        self.per_neuron, self.at, self.fixed, self.extra_is_synapse = per_neuron, at, fixed, extra_is_synapse
+        self.cum = np.concatenate([[0], np.cumsum(extra, dtype=np.int64)])
+
+    def extra_before(self, x: int) -> int:
+        """Extra bytes of the neurons below index ``x``."""
+        return int(self.cum[np.searchsorted(self.at, x, side="left")])
+
+    def slice_bytes(self, start: int, stop: int) -> tuple[int, int]:
+        """``(neuron_bytes, synapse_bytes)`` of the slice ``[start, stop)`` on one PE."""
+        extra = self.extra_before(stop) - self.extra_before(start)
+        neuron = self.per_neuron * (stop - start)
+        return (neuron, extra + self.fixed) if self.extra_is_synapse else (neuron + extra, self.fixed)
+
+
+def _population_bytes(net: Network, pop: Population, spec: ChipSpec) -> _Bytes:
+    """The SRAM bytes of ``pop``'s neurons (memory proportional to its spikes and synapses, not its size)."""
     if pop.neuron_model in INPUT_MODELS:
-        entries = np.zeros(pop.size, np.int64)
-        for idx, ticks in pop.params.items():
-            entries[idx] = len(ticks)
-        return entries * spec.spike_time_bytes, np.zeros(pop.size, np.int64), 0
-    words = np.zeros(pop.size, np.int64)
-    fixed = 0
+        items = sorted((int(i), len(t)) for i, t in pop.params.items() if len(t))
+        at = np.array([i for i, _ in items], np.int64)
+        entries = np.array([n for _, n in items], np.int64)
+        return _Bytes(0, at, entries * spec.spike_time_bytes, 0, False)
+    posts, fixed = [], 0
     for proj in net.projections:
         if proj.post is not pop:
             continue
         if isinstance(proj, Conv2DProjection):
             fixed += proj.weights.size + CONV_PARAM_BYTES
         else:
-            words += np.bincount(proj.post_idx, minlength=pop.size)
-    neuron = np.full(pop.size, spec.state_bytes(pop.neuron_model), np.int64)
-    return neuron, words * spec.synapse_word_bytes, fixed
+            posts.append(np.asarray(proj.post_idx, np.int64))
+    at, words = np.unique(np.concatenate(posts), return_counts=True) if posts else (np.zeros(0, np.int64),) * 2
+    return _Bytes(spec.state_bytes(pop.neuron_model), at, words * spec.synapse_word_bytes, fixed, True)
 
 
-def _slices(pop: Population, neuron: np.ndarray, synapse: np.ndarray, fixed: int, spec: ChipSpec):
-    """Consecutive ``(start, stop, neuron_bytes, synapse_bytes)`` slices of one population."""
+def _slices(pop: Population, nbytes: _Bytes, spec: ChipSpec):
+    """Consecutive ``(start, stop, neuron_bytes, synapse_bytes)`` slices of one population: each the
+    largest that fits ``cap`` neurons and the PE's SRAM (cost grows with stop), never below one neuron."""
     cap = _slice_cap(pop, spec)
-    cum_n = np.concatenate([[0], np.cumsum(neuron)])
-    cum_s = np.concatenate([[0], np.cumsum(synapse)])
-    cum = cum_n + cum_s
+    limit = spec.sram_data_bytes_per_pe
+
+    def fits(start, stop):
+        return sum(nbytes.slice_bytes(start, stop)) <= limit
+
     out, start = [], 0
     while start < pop.size:
         stop = min(start + cap, pop.size)
-        # largest stop whose slice fits: cum[stop] - cum[start] + fixed <= limit (cum is non-decreasing)
-        budget = cum[start] + spec.sram_data_bytes_per_pe - fixed
-        fit = int(np.searchsorted(cum, budget, side="right")) - 1
-        stop = max(start + 1, min(stop, fit))
-        out.append((start, stop, int(cum_n[stop] - cum_n[start]), int(cum_s[stop] - cum_s[start]) + fixed))
+        if not fits(start, stop):
+            lo, hi = start + 1, stop  # the slice [start, lo) is kept even when it does not fit
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if fits(start, mid) else (lo, mid)
+            stop = lo
+        out.append((start, stop, *nbytes.slice_bytes(start, stop)))
         start = stop
     return out
 
 
+def _field_range(pooled: np.ndarray, pad: int, stride: int, k: int, n_out: int):
+    """First and last output row (or column) whose receptive field covers each pooled position:
+    ``0 <= pooled + pad - o * stride < k``."""
+    top = pooled + pad
+    first = np.maximum(np.floor_divide(top - k, stride) + 1, 0)
+    last = np.minimum(np.floor_divide(top, stride), n_out - 1)
+    return first, last
+
+
 def _conv_pairs(proj: Conv2DProjection, pre_starts: np.ndarray, post_starts: np.ndarray):
-    """``(pre slice, post slice)`` pairs (local slice numbers) connected by a conv."""
+    """``(pre slice, post slice)`` pairs (local slice numbers) connected by a conv.
+
+    Each pre slice reaches a union of rectangles of output positions (one per pooled input
+    position); the union is marked on a 2-D difference grid over the rectangles' bounding box, so
+    memory grows with the slice, not with the product of the input and output sizes."""
     cp = proj.conv_params
     c_in, c_out, kh, kw = proj.weights.shape
     h, w = cp["in_height"], cp["in_width"]
     hp, wp = h // cp["pool_y"], w // cp["pool_x"]
     ho, wo = proj.out_height, proj.out_width
-    # ry[py, oy]: pooled row py lies in the receptive field of output row oy (the same for columns)
-    ry = np.arange(hp)[:, None] + cp["pad_top"] - np.arange(ho)[None, :] * cp["stride_y"]
-    rx = np.arange(wp)[:, None] + cp["pad_left"] - np.arange(wo)[None, :] * cp["stride_x"]
-    ry = ((ry >= 0) & (ry < kh)).astype(np.int32)
-    rx = ((rx >= 0) & (rx < kw)).astype(np.int32)
     pairs = []
     bounds = np.append(pre_starts, proj.pre.size)
     for s in range(len(pre_starts)):
@@ -210,9 +279,19 @@ def _conv_pairs(proj: Conv2DProjection, pre_starts: np.ndarray, post_starts: np.
         ok = (py < hp) & (px < wp)
         if not ok.any():
             continue
-        reached = np.flatnonzero((ry[py[ok]].T @ rx[px[ok]]) > 0)  # positions oy * wo + ox
-        if reached.size == 0:
+        cells = np.unique(py[ok] * wp + px[ok])
+        y0, y1 = _field_range(cells // wp, cp["pad_top"], cp["stride_y"], kh, ho)
+        x0, x1 = _field_range(cells % wp, cp["pad_left"], cp["stride_x"], kw, wo)
+        keep = (y0 <= y1) & (x0 <= x1)
+        if not keep.any():
             continue
+        y0, y1, x0, x1 = y0[keep], y1[keep], x0[keep], x1[keep]
+        oy, ox = int(y0.min()), int(x0.min())  # bounding box origin
+        grid = np.zeros((int(y1.max()) - oy + 2, int(x1.max()) - ox + 2), np.int32)
+        for dy, dx, sign in ((y0, x0, 1), (y0, x1 + 1, -1), (y1 + 1, x0, -1), (y1 + 1, x1 + 1, 1)):
+            np.add.at(grid, (dy - oy, dx - ox), sign)
+        ys, xs = np.nonzero(np.cumsum(np.cumsum(grid, axis=0), axis=1)[:-1, :-1] > 0)
+        reached = (ys + oy) * wo + xs + ox  # positions oy * wo + ox
         post = (np.arange(c_out)[:, None] * (ho * wo) + reached[None, :]).reshape(-1)
         for d in np.unique(np.searchsorted(post_starts, post, side="right") - 1):
             pairs.append((s, int(d)))
@@ -255,18 +334,30 @@ def map_to_cores(net: Network, spec: ChipSpec = SPINNAKER2) -> Mapping:
     """Slice every population onto PEs and count SRAM bytes and routing entries (module docstring).
 
     Raises ``ValueError`` only for a malformed network (a projection to a population that was not
-    added); a network too big for the chip is mapped anyway and the design rules report it.
+    added) and :class:`MappingSizeError` for sizes beyond what the mapper places (a population size
+    outside [1, ``MAX_POPULATION_SIZE``], more than :data:`MAX_MAPPED_PES` PEs), checked before
+    anything is allocated; a network too big for the chip is otherwise mapped anyway and the design
+    rules report it. Memory grows with the synapses, spikes and PEs, not with population sizes.
     """
     if spec.routing_entry_rule != "per_source_pe_and_chip":
         raise ValueError(f"routing_entry_rule {spec.routing_entry_rule!r} is not implemented; "
                          f"known: 'per_source_pe_and_chip'")
     net.validate()
+    check_population_sizes(net)
+    needed = _min_pes(net, spec)
+    if needed > MAX_MAPPED_PES:
+        raise MappingSizeError(f"network {net.name!r}: needs at least {needed:,} PEs, over the "
+                               f"{MAX_MAPPED_PES:,} PEs the mapper places (MAX_MAPPED_PES)", needed)
     placements: list[Placement] = []
     first, starts = {}, {}
     for pop in net.populations:
-        neuron, synapse, fixed = _per_neuron_bytes(net, pop, spec)
+        nbytes = _population_bytes(net, pop, spec)
         first[id(pop)] = len(placements)
-        slices = _slices(pop, neuron, synapse, fixed, spec)
+        slices = _slices(pop, nbytes, spec)
+        if len(placements) + len(slices) > MAX_MAPPED_PES:
+            raise MappingSizeError(f"network {net.name!r}: needs more than {MAX_MAPPED_PES:,} PEs (population "
+                                   f"{pop.name!r} alone takes {len(slices):,}), over the {MAX_MAPPED_PES:,} "
+                                   f"PEs the mapper places (MAX_MAPPED_PES)", len(placements) + len(slices))
         starts[id(pop)] = np.array([a for a, *_ in slices], np.int64)
         for start, stop, nb, sb in slices:
             i = len(placements)

@@ -26,7 +26,8 @@ import numpy as np
 
 from s2jax import dynamics
 from s2jax.fixedpoint import INT32_MAX, INT32_MIN, round_host
-from s2jax.qnet import Conv2DProjection, Network, Population
+from s2jax.hwmodel.mapping import check_population_sizes
+from s2jax.qnet import Conv2DProjection, Network, Population, decay_violations, parameter_error
 from s2jax.spec import CUBA_MODELS, INPUT_MODELS, LIF_MODELS, SPINNAKER2, ChipSpec
 
 
@@ -162,13 +163,13 @@ def _to_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
 
 
 def _decay_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
+    """A decay as unsigned 0.16 (``fixed_decay_frac_bits``). Values outside [0, 1] are refused by
+    :func:`s2jax.qnet.decay_violations`, the same function the design rules report them with."""
+    bad = [msg for k, _, msg in decay_violations(pop) if k == key]
+    if bad:
+        raise ValueError(f"{bad[0]}; the fixed-point profile stores decays as unsigned "
+                         f"0.{spec.fixed_decay_frac_bits}")
     a = pop.param_array(key).astype(np.float64)
-    if np.any((a < 0) | (a > 1)):
-        bad = a[(a < 0) | (a > 1)][0]
-        raise ValueError(
-            f"population {pop.name!r}: {key} = {bad} outside [0, 1], the range of the fixed-point profile's "
-            f"unsigned 0.{spec.fixed_decay_frac_bits} decay"
-        )
     return round_host(a * 2.0**spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
 
 
@@ -198,17 +199,63 @@ def _neuron_params(pops: list[Population], cuba: bool, profile: str, spec: ChipS
     return dynamics.CubaParams(*common, dec("exc_decay"), dec("inh_decay"), t_refrac), v0
 
 
+MAX_PROGRAM_BYTES = 4 * 2**30
+"""Default limit of :func:`compile_network`'s host memory estimate (:func:`program_bytes`): 4 GiB."""
+
+_BYTES_PER_NEURON = 64  # parameter, state and table entries of one neuron while compiling (an upper estimate)
+
+
+def program_bytes(net: Network) -> tuple[int, str]:
+    """Host memory :func:`compile_network` needs for ``net``, estimated without allocating, and the
+    largest part by name. Dense projections dominate: each is an int64 matrix of ``delay slots x
+    n_pre x n_post`` entries per channel (two for current-based targets), held twice while stacked;
+    every neuron adds ``_BYTES_PER_NEURON`` plus its gather-table entries. Population sizes are
+    checked first."""
+    check_population_sizes(net)
+    neurons = sum(p.size for p in net.populations)
+    # per neuron: parameters and state, plus the gather tables (one int64 + int32 entry per incoming
+    # projection and channel at most)
+    total = neurons * (_BYTES_PER_NEURON + 24 * max(1, len(net.projections)))
+    biggest, where = 0, f"{neurons:,} neurons"
+    for proj in net.projections:
+        if isinstance(proj, Conv2DProjection):
+            continue
+        delays = np.asarray(proj.delays)
+        slots = int(delays.max()) + 1 if delays.size else 1
+        channels = 2 if proj.post.neuron_model in CUBA_MODELS else 1
+        nbytes = 16 * channels * slots * proj.pre.size * proj.post.size
+        total += nbytes
+        if nbytes > biggest:
+            biggest = nbytes
+            where = (f"projection {proj.pre.name!r} -> {proj.post.name!r} ({slots} delay slot(s) x "
+                     f"{proj.pre.size:,} x {proj.post.size:,} weights, {nbytes:,} bytes)")
+    return total, where
+
+
 def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPINNAKER2,
-                    record: str = "flags") -> ChipProgram:
+                    record: str = "flags", *, max_bytes: int | None = None) -> ChipProgram:
     """Turn a Network into a ChipProgram for :func:`s2jax.hwmodel.run`.
 
     ``profile``: "float32" (the stock ARM code) or "fixed" (int32 s16.15). ``record``: "flags"
     records what each population's ``record`` list asks for; "all" records every spike and voltage.
+    Before allocating, the memory estimate :func:`program_bytes` must stay within ``max_bytes``
+    (default :data:`MAX_PROGRAM_BYTES`), else a ``ValueError`` names the estimate, its largest part
+    and the limit. The fixed profile refuses decays outside [0, 1] and parameters outside s16.15.
     """
     if record not in ("flags", "all"):
         raise ValueError(f"record must be 'flags' or 'all', got {record!r}")
     numerics = dynamics.numerics_for(profile, spec)
     net.validate()
+    limit = MAX_PROGRAM_BYTES if max_bytes is None else max_bytes
+    estimate, largest = program_bytes(net)  # checks the population sizes first
+    if estimate > limit:
+        raise ValueError(f"network {net.name!r}: compiling it for the chip model needs about {estimate:,} bytes "
+                         f"of host memory (largest part: {largest}), over the limit of {limit:,} bytes "
+                         f"(max_bytes=, default MAX_PROGRAM_BYTES)")
+    for pop in net.populations:  # parameters edited after construction: the constructor's checks again
+        error = parameter_error(pop)
+        if error:
+            raise ValueError(error)
     pops = _order(net)
     if not any(p.neuron_model not in INPUT_MODELS for p in pops):
         raise ValueError(f"network {net.name!r} has no neuron population to simulate")

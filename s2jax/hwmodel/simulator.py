@@ -24,9 +24,10 @@ import numpy as np
 from jax import lax
 
 from s2jax import dynamics
-from s2jax.hwmodel.program import ChipProgram, compile_network
+from s2jax.hwmodel.mapping import check_population_sizes
+from s2jax.hwmodel.program import ChipProgram, Layout, compile_network
 from s2jax.qnet import Network
-from s2jax.spec import SPINNAKER2, ChipSpec
+from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,67 @@ def _run_one(prog: ChipProgram, x):
     return records
 
 
-def _input_array(lay, inputs, timesteps):
+MAX_RUN_BYTES = 4 * 2**30
+"""Default limit of :func:`check_run_size`'s memory estimate of one run: 4 GiB."""
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_run_size(net, batch: int, timesteps: int, *, record: str = "flags", max_bytes: int | None = None) -> int:
+    """Memory estimate in bytes of running ``net`` (a Network, ChipProgram or Layout) on ``batch``
+    samples for ``timesteps`` ticks; raises a ``ValueError`` naming the timesteps, the batch, the
+    estimate and the limit when it exceeds ``max_bytes`` (default :data:`MAX_RUN_BYTES`). Nothing is
+    allocated: call it before a run.
+
+    The estimate is ``2 x batch x timesteps x`` the bytes of one tick of one sample: the input
+    spikes (1 byte per input neuron), the recorded spikes (1 byte per neuron recorded) and voltages
+    (4 bytes), and the synaptic event counters (4 bytes per population); each is held about twice
+    (the run's output and its NumPy copy). ``record``: as :func:`~s2jax.hwmodel.compile_network`,
+    for a Network.
+    """
+    batch = _positive_int(batch, "batch")
+    timesteps = _positive_int(timesteps, "timesteps")
+    limit = MAX_RUN_BYTES if max_bytes is None else _positive_int(max_bytes, "max_bytes")
+    if isinstance(net, ChipProgram):
+        net = net.layout
+    if isinstance(net, Layout):
+        size = dict(zip(net.names, net.sizes))
+        n_in = net.n_in
+        spikes = sum(size[n] for n in net.record_spikes)
+        volts = sum(size[n] for n in net.record_v)
+        pops = len(net.net_names)
+    elif isinstance(net, Network):
+        if record not in ("flags", "all"):
+            raise ValueError(f"record must be 'flags' or 'all', got {record!r}")
+        check_population_sizes(net)
+        pops = net.populations
+        n_in = sum(p.size for p in pops if p.neuron_model in INPUT_MODELS)
+        spikes = sum(p.size for p in pops if record == "all" or "spikes" in p.record)
+        volts = sum(p.size for p in pops if p.neuron_model not in INPUT_MODELS and (record == "all" or "v" in p.record))
+        pops = len(pops)
+    else:
+        raise ValueError(f"check_run_size needs a qnet.Network, ChipProgram or Layout, got {type(net).__name__}")
+    per_tick = n_in + spikes + 4 * volts + 4 * pops
+    estimate = 2 * batch * timesteps * per_tick
+    if estimate > limit:
+        raise ValueError(
+            f"a run of {timesteps:,} timesteps x batch {batch:,} needs about {estimate:,} bytes (2 x {per_tick:,} "
+            f"bytes per tick and sample: {n_in:,} input neurons, {spikes:,} neurons recording spikes, {volts:,} "
+            f"recording voltages, {pops} event counters), over the limit of {limit:,} bytes (max_bytes=, default "
+            f"MAX_RUN_BYTES); run fewer timesteps or a smaller batch, or record less")
+    return estimate
+
+
+def _input_array(lay, inputs, timesteps, max_bytes=None):
+    """The ``(B, T, n_in)`` bool input of a run, shapes and the run's memory estimate
+    (:func:`check_run_size`) checked before the inputs are converted."""
     names = lay.input_names
+    if timesteps is not None:
+        timesteps = _positive_int(timesteps, "timesteps")
     if inputs is None:
         inputs = {}
     if not isinstance(inputs, dict):
@@ -149,28 +209,39 @@ def _input_array(lay, inputs, timesteps):
     arrays = []
     for n in names:
         x = inputs[n]
-        if not isinstance(x, jax.core.Tracer):
-            x = np.asarray(x)  # concrete input (NumPy, JAX or a list): validated below
+        if not isinstance(x, (jax.core.Tracer, jax.Array)):
+            x = np.asarray(x)  # concrete input (NumPy or a list): validated below
         size = lay.sizes[lay.names.index(n)]
         if x.ndim != 3 or x.shape[2] != size:
             raise ValueError(f"input {n!r} must have shape (batch, time, {size}), got {tuple(x.shape)}")
-        if isinstance(x, np.ndarray) and not np.all((x == 0) | (x == 1)):
-            raise ValueError(f"input {n!r} must hold spikes (0 or 1); found value {x[(x != 0) & (x != 1)][0]}")
-        arrays.append(jnp.asarray(x).astype(bool))
+        arrays.append(x)
     if arrays:
-        shapes = {a.shape[:2] for a in arrays}
+        shapes = {tuple(a.shape[:2]) for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"inputs disagree on (batch, time): {sorted(shapes)}")
-        if timesteps is not None and shapes.pop()[1] != timesteps:
-            raise ValueError(f"timesteps={timesteps} disagrees with the inputs' {arrays[0].shape[1]} ticks")
-        return jnp.concatenate(arrays, axis=2)
+        batch, ticks = shapes.pop()
+        if timesteps is not None and ticks != timesteps:
+            raise ValueError(f"timesteps={timesteps} disagrees with the inputs' {ticks} ticks")
+        if batch < 1 or ticks < 1:
+            raise ValueError(f"inputs have batch {batch} and {ticks} ticks; both must be at least 1")
+        check_run_size(lay, batch, ticks, max_bytes=max_bytes)
+        out = []
+        for n, x in zip(names, arrays):
+            if not isinstance(x, jax.core.Tracer):
+                x = np.asarray(x)  # concrete input (NumPy or JAX): must hold spikes
+                if not np.all((x == 0) | (x == 1)):
+                    raise ValueError(f"input {n!r} must hold spikes (0 or 1); found value "
+                                     f"{x[(x != 0) & (x != 1)][0]}")
+            out.append(jnp.asarray(x).astype(bool))
+        return jnp.concatenate(out, axis=2)
     if timesteps is None:
         raise ValueError("the network has no spike_list population: pass timesteps=")
-    return jnp.zeros((1, int(timesteps), 0), bool)
+    check_run_size(lay, 1, timesteps, max_bytes=max_bytes)
+    return jnp.zeros((1, timesteps, 0), bool)
 
 
 def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None, profile: str = "float32",
-        spec: ChipSpec = SPINNAKER2, record: str = "flags"):
+        spec: ChipSpec = SPINNAKER2, record: str = "flags", max_bytes: int | None = None):
     """Run the chip model on a batch; returns ``(outputs, trace)``.
 
     ``inputs``: ``{spike_list population name: (B, T, n) spikes}`` (or the array alone when there
@@ -178,10 +249,23 @@ def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None
     ``record``) or a :class:`ChipProgram` from :func:`compile_network`. ``outputs`` maps each sink
     population (one no projection leaves) that records spikes to its ``(B, T, n)`` spikes; ``trace`` is a :class:`Trace`.
     Networks without inputs need ``timesteps`` and run a batch of one.
+
+    Before anything is allocated, a Network's size and the run's memory estimate
+    (:func:`check_run_size`: batch x timesteps x what is recorded plus the inputs) are checked
+    against ``max_bytes`` (default :data:`MAX_RUN_BYTES`); a larger run raises a ``ValueError``
+    naming the timesteps, the estimate and the limit.
     """
-    prog = net if isinstance(net, ChipProgram) else compile_network(net, profile, spec, record)
+    if timesteps is not None:
+        timesteps = _positive_int(timesteps, "timesteps")
+    if not isinstance(net, ChipProgram):
+        if not isinstance(net, Network):
+            raise ValueError(f"run needs a qnet.Network or a ChipProgram, got {type(net).__name__}")
+        if inputs is None and timesteps is not None:
+            check_run_size(net, 1, timesteps, record=record, max_bytes=max_bytes)  # before compiling
+        net = compile_network(net, profile, spec, record)
+    prog = net
     lay = prog.layout
-    x = _input_array(lay, inputs, timesteps)
+    x = _input_array(lay, inputs, timesteps, max_bytes)
     out_s, out_v, events = jax.vmap(lambda xi: _run_one(prog, xi))(x)
     spikes = _split(lay, lay.record_spikes, out_s)
     sink_spikes = {n: spikes[n] for n in lay.sinks if n in spikes}
@@ -197,9 +281,12 @@ def to_volts(trace_v, layout) -> np.ndarray:
     return v
 
 
-def spike_list_inputs(net: Network, timesteps: int) -> dict:
+def spike_list_inputs(net: Network, timesteps: int, *, max_bytes: int | None = None) -> dict:
     """``{name: (1, timesteps, n) bool}`` for every ``spike_list`` population, from its own spike
-    times (ticks at or beyond ``timesteps`` are dropped): the inputs of a py-spinnaker2 style run."""
+    times (ticks at or beyond ``timesteps`` are dropped): the inputs of a py-spinnaker2 style run.
+    The run's memory estimate (:func:`check_run_size`) is checked first against ``max_bytes``."""
+    timesteps = _positive_int(timesteps, "timesteps")
+    check_run_size(net, 1, timesteps, max_bytes=max_bytes)
     inputs = {}
     for pop in net.populations:
         if pop.neuron_model == "spike_list":
@@ -210,24 +297,111 @@ def spike_list_inputs(net: Network, timesteps: int) -> dict:
     return inputs
 
 
+class SpikeTimes(dict):
+    """``{neuron: [ticks]}`` as ``pop.get_spikes()`` returns it (neurons that never fired are
+    omitted), plus ``n_neurons``, the population size, so that
+    :func:`s2jax.helpers.spike_times_to_matrix` gives silent neurons their rows. Compares, prints
+    and iterates as the plain dict it is."""
+
+    def __init__(self, spikes: dict, n_neurons: int):
+        super().__init__(spikes)
+        self.n_neurons = int(n_neurons)
+
+
+#: Keyword arguments of py-spinnaker2's hardware constructors: accepted, checked for type, and
+#: ignored (the model talks to no board). Any other keyword raises a ValueError naming it.
+IGNORED_HARDWARE_OPTIONS = ("eth_ip", "stm_ip", "experiment_backend_type")
+
+#: Keyword arguments of py-spinnaker2's ``hardware.run`` and their defaults. ``sys_tick_in_s`` sets
+#: the tick that ``time_done`` estimates are expressed in; ``mapping_only`` maps without simulating;
+#: ``debug`` and ``reset_board`` are accepted and have no effect on the model; ``record_power`` and
+#: ``live_power`` are refused when True (the model measures no power: see ``estimate_cost``).
+RUN_OPTIONS = {"debug": True, "sys_tick_in_s": 1e-3, "mapping_only": False, "reset_board": False,
+               "record_power": False, "live_power": False}
+
+
 class Simulator:
     """Runs a Network like ``hardware.SpiNNaker2Chip().run(net, timesteps)`` and fills its populations.
 
     ``pop.get_spikes()`` gives ``{neuron: [ticks]}``, ``pop.get_voltages()`` gives
-    ``{neuron: voltages per tick}`` (float32, or float64 ``v / 2^15`` in the fixed profile).
-    The run is jitted here: this class is the outermost call of a py-spinnaker2 style script.
+    ``{neuron: voltages per tick}`` (float32, or float64 ``v / 2^15`` in the fixed profile),
+    ``pop.get_time_done_times()`` gives cost-model ESTIMATES of each PE's processing time per tick
+    (``record=[..., "time_done"]``). The run is jitted here: this class is the outermost call of a
+    py-spinnaker2 style script. ``Simulator`` itself has no chip limit; the py-spinnaker2 class
+    names below refuse a network that does not fit their chips.
+
+    Constructor: ``profile`` ("float32" or "fixed"), ``spec``, and py-spinnaker2's
+    :data:`IGNORED_HARDWARE_OPTIONS` (strings or None for the addresses); anything else raises a
+    ValueError naming it.
     """
 
+    #: Chips the hardware has (None: the model alone, no limit).
+    chips: int | None = None
+
     def __init__(self, profile: str = "float32", spec: ChipSpec = SPINNAKER2, **hardware_options):
+        name = type(self).__name__
+        unknown = sorted(set(hardware_options) - set(IGNORED_HARDWARE_OPTIONS))
+        if unknown:
+            raise ValueError(f"{name}() got unknown keyword argument(s) {unknown}; accepted: profile, spec and "
+                             f"py-spinnaker2's {list(IGNORED_HARDWARE_OPTIONS)} (accepted and ignored by the model)")
+        for key in ("eth_ip", "stm_ip"):
+            value = hardware_options.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name}(): {key} must be an address string (ignored by the model), got {value!r}")
+        if not isinstance(spec, ChipSpec):
+            raise ValueError(f"{name}(): spec must be a ChipSpec, got {type(spec).__name__}")
         dynamics.numerics_for(profile, spec)  # validates the profile name
         self.profile = profile
         self.spec = spec
-        self.hardware_options = hardware_options  # e.g. eth_ip: accepted and ignored by the model
+        self.hardware_options = hardware_options  # accepted and ignored by the model
         self.last_trace = None
+        self.last_mapping = None
 
-    def run(self, net: Network, timesteps: int, sys_tick_in_s: float = 1e-3, **run_options):
+    def run(self, net: Network, timesteps: int, **run_options):
+        """Simulate ``net`` for ``timesteps`` ticks (batch of one, inputs from the ``spike_list``
+        populations' own spike times) and fill every population's recordings; returns the
+        :class:`Trace`.
+
+        Keyword arguments: those of py-spinnaker2's ``run`` in :data:`RUN_OPTIONS`, each checked
+        for type; unknown ones raise a ValueError naming them. ``mapping_only=True`` maps the
+        network onto PEs (:func:`~s2jax.hwmodel.map_to_cores`), prints that nothing was simulated
+        (unless ``debug=False``), clears the populations' recordings and returns the ``Mapping``.
+        Parameters and record lists assigned directly (``pop.params = ...``, ``pop.record = ...``)
+        are checked here as at construction. A hardware class with a chip count refuses a network
+        whose mapping needs more chips.
+        """
+        options = self._run_options(run_options)
         if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+        timesteps = int(timesteps)
+        if not isinstance(net, Network):
+            raise ValueError(f"run() takes a qnet.Network, got {type(net).__name__}")
+        net.validate()
+        _recheck_populations(net)
+        for pop in net.populations:  # no stale results if this run fails or only maps
+            pop._spikes = pop._voltages = pop._time_done = None
+        want_time_done = [p for p in net.populations if "time_done" in p.record]
+        if not options["mapping_only"]:
+            check_run_size(net, 1, timesteps)  # the run's memory, before anything is allocated
+        mapping = None
+        if options["mapping_only"] or want_time_done or self.chips is not None:
+            from s2jax.hwmodel.mapping import map_to_cores
+
+            mapping = map_to_cores(net, self.spec)
+            self.last_mapping = mapping
+            self._check_chips(net, mapping)
+        if options["mapping_only"]:
+            if options["debug"]:
+                print(f"mapping_only=True: network {net.name!r} mapped onto {mapping.pes} PE(s) on "
+                      f"{mapping.chips} chip(s); nothing was simulated")
+            return mapping
+        if want_time_done:  # one float64 per PE and tick, plus the (T, populations) events
+            pes = sum(1 for pl in mapping.placements if "time_done" in net.population(pl.population).record)
+            need = 8 * timesteps * (pes + len(net.populations))
+            if need > MAX_RUN_BYTES:
+                raise ValueError(f"time_done of {pes:,} PEs over {timesteps:,} timesteps needs about {need:,} bytes, "
+                                 f"over the limit of {MAX_RUN_BYTES:,} bytes (MAX_RUN_BYTES); record time_done on "
+                                 f"fewer populations or run fewer timesteps")
         prog = compile_network(net, self.profile, self.spec)
         lay = prog.layout
         inputs = spike_list_inputs(net, timesteps)
@@ -236,12 +410,129 @@ class Simulator:
         for pop in net.populations:
             if pop.name in trace.spikes:
                 s = np.asarray(trace.spikes[pop.name][0])
-                pop._spikes = {int(i): np.nonzero(s[:, i])[0].tolist() for i in range(pop.size) if s[:, i].any()}
+                fired = np.nonzero(s.any(axis=0))[0]
+                pop._spikes = SpikeTimes({int(i): np.nonzero(s[:, i])[0].tolist() for i in fired}, pop.size)
             if pop.name in trace.voltages:
                 v = to_volts(trace.voltages[pop.name][0], lay)
                 pop._voltages = {i: v[:, i].copy() for i in range(pop.size)}
+        if want_time_done:
+            estimates = time_done_estimates(net, mapping, trace, options["sys_tick_in_s"], self.spec)
+            for pop in want_time_done:
+                pop._time_done = estimates[pop.name]
         return trace
+
+    def _run_options(self, run_options: dict) -> dict:
+        name = f"{type(self).__name__}.run()"
+        unknown = sorted(set(run_options) - set(RUN_OPTIONS))
+        if unknown:
+            raise ValueError(f"{name} got unknown keyword argument(s) {unknown}; py-spinnaker2's run options "
+                             f"the model takes: {list(RUN_OPTIONS)}")
+        options = {**RUN_OPTIONS, **run_options}
+        for key, value in options.items():
+            if key == "sys_tick_in_s":
+                if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+                        or not np.isfinite(value) or not 0 < value <= 1e3):
+                    raise ValueError(f"{name}: sys_tick_in_s must be a tick length in seconds in (0, 1000], "
+                                     f"got {value!r}")
+            elif not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name}: {key} must be True or False, got {value!r}")
+        for key in ("record_power", "live_power"):
+            if options[key]:
+                raise ValueError(f"{name}: {key}=True is not supported: the chip model measures no power; "
+                                 f"s2jax.hwmodel.estimate_cost(net, trace) gives energy and power estimates")
+        options["sys_tick_in_s"] = float(options["sys_tick_in_s"])
+        return options
+
+    def _check_chips(self, net: Network, mapping):
+        if self.chips is not None and mapping.chips > self.chips:
+            raise ValueError(
+                f"network {net.name!r} needs {mapping.pes} PEs on {mapping.chips} chips, but a "
+                f"{type(self).__name__} has {self.chips} chip(s) of {self.spec.pes_per_chip} PEs; use "
+                f"hardware.SpiNNcloud48NodeBoard (48 chips) or hardware.Simulator (no limit)")
 
 
 class SpiNNaker2Chip(Simulator):
-    """Alias with py-spinnaker2's class name: ``hardware.SpiNNaker2Chip(eth_ip=...)`` works unchanged."""
+    """py-spinnaker2's single chip: ``hardware.SpiNNaker2Chip(eth_ip=...)`` works unchanged (the
+    address, also accepted as the first positional argument, is ignored). Refuses a network whose
+    mapping needs more than one chip."""
+
+    chips = 1
+
+    def __init__(self, eth_ip: str | None = None, **options):
+        super().__init__(eth_ip=eth_ip, **options)
+
+
+class SpiNNcloud48NodeBoard(Simulator):
+    """py-spinnaker2's 48-chip board: ``hardware.SpiNNcloud48NodeBoard(stm_ip=..., eth_ip=...)``
+    works unchanged (keyword arguments only; the addresses are ignored). The model simulates the
+    whole network as one; only the chip count (48) is checked against the mapping."""
+
+    chips = 48
+
+    def __init__(self, **options):
+        super().__init__(**options)
+
+
+def _recheck_populations(net: Network):
+    """Check what py-spinnaker2 scripts assign directly after construction (``pop.params``,
+    ``pop.record``) with the constructor's own checks; stores the checked parameters."""
+    from s2jax.qnet import RECORDABLE, Population
+    from s2jax.spec import INPUT_MODELS
+
+    for pop in net.populations:
+        if not isinstance(pop, Population):
+            raise ValueError(f"network {net.name!r}: {pop!r} is not a qnet.Population")
+        record = pop.record
+        if isinstance(record, str):
+            record = [record]
+        if not isinstance(record, (list, tuple)) or not all(isinstance(r, str) for r in record):
+            raise ValueError(f"population {pop.name!r}: record must be a list of names, got {pop.record!r}")
+        for r in record:
+            if r not in RECORDABLE:
+                raise ValueError(f"population {pop.name!r}: cannot record {r!r}; recordable: {list(RECORDABLE)}")
+        if pop.neuron_model in INPUT_MODELS:
+            for r in ("v", "time_done"):
+                if r in record:
+                    raise ValueError(
+                        f"population {pop.name!r}: a spike_list population cannot record {r!r}"
+                        + (" (the cost model charges no processing time to spike sources)" if r == "time_done"
+                           else " (it has no voltage)"))
+            pop.params = pop._check_spike_list(pop.params)
+        else:
+            pop.params = pop._check_neuron_params(pop.params)
+        pop.record = list(record)
+
+
+def time_done_estimates(net: Network, mapping, trace: Trace, sys_tick_in_s: float, spec: ChipSpec = SPINNAKER2
+                        ) -> dict:
+    """``{population: {(chip, pe): (T,) float64}}``: per tick, the cost model's processing time of
+    every PE, in ticks of ``sys_tick_in_s`` (py-spinnaker2's ``time_done`` unit). ESTIMATES: the
+    per-PE cycle count of :mod:`s2jax.hwmodel.cost` (events of the tick shared among a population's
+    PEs in proportion to their neurons, neuron updates, conv MACs) divided by ``spec.pe_clock_hz``;
+    averaged over ticks, the busiest PE gives ``estimate_cost(net, trace).latency_per_tick_s``.
+    Spike sources get no entry (the cost model charges them nothing)."""
+    from s2jax.hwmodel.cost import _conv_macs
+    from s2jax.qnet import Conv2DProjection
+    from s2jax.spec import INPUT_MODELS
+
+    names = [p.name for p in net.populations]
+    if tuple(trace.names) != tuple(names):
+        raise ValueError(f"the trace is of populations {list(trace.names)}, the network has {names}")
+    events = np.asarray(trace.synaptic_events, np.float64)
+    events = events.reshape(-1, events.shape[-2], events.shape[-1]).mean(axis=0)  # (T, P), batch mean
+    macs = dict.fromkeys(names, 0)
+    for proj in net.projections:
+        if isinstance(proj, Conv2DProjection):
+            macs[proj.post.name] += _conv_macs(proj)
+    out = {p.name: {} for p in net.populations if p.neuron_model not in INPUT_MODELS}
+    for pl in mapping.placements:
+        pop = net.population(pl.population)
+        if pop.neuron_model in INPUT_MODELS:
+            continue
+        share = pl.size / pop.size
+        ev = 0.0 if pop.neuron_model == "lif_conv2d" else events[:, names.index(pop.name)]
+        cycles = (share * ev * spec.cycles_per_synaptic_event + pl.size * spec.cycles_per_neuron_update
+                  + share * macs[pop.name] / spec.macs_per_pe)
+        out[pop.name][(pl.chip, pl.pe)] = np.broadcast_to(
+            np.asarray(cycles, np.float64) / spec.pe_clock_hz / sys_tick_in_s, (events.shape[0],)).copy()
+    return out

@@ -195,7 +195,7 @@ class CubaLIF(LIF):
         i_exc = exc_decay i_exc + E ;  i_inh = inh_decay i_inh + N
         v = alpha v + (i_exc - i_inh) + bias   (held at v_reset for t_refrac ticks after a spike)
 
-    ``x`` is the pair ``(E, N)``: sums of positive and of |negative| weights (``Linear.split``).
+    ``x`` is the pair ``(E, N)``: sums of positive and of ``|negative|`` weights (``Linear.split``).
     """
 
     chip_model = "lif_curr_exp"

@@ -50,7 +50,7 @@ class Linear(nnx.Module):
         return self._flat(x) @ _kernel(self)
 
     def split(self, x):
-        """(excitatory, inhibitory) sums: positive weights and |negative weights| separately."""
+        """(excitatory, inhibitory) sums: positive weights and ``|negative weights|`` separately."""
         x = self._flat(x)
         w = _kernel(self)
         return x @ jnp.maximum(w, 0.0), x @ jnp.maximum(-w, 0.0)

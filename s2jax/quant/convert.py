@@ -37,7 +37,7 @@ def _kernel_stat(w: np.ndarray, config: QuantConfig, channel_axis: int) -> np.nd
 def calibrate(model, config: QuantConfig | None = None, percentile: float | None = None) -> list[np.ndarray]:
     """Weight scales per layer: ``w_max / stat(|W|)`` (per layer, or per output channel).
 
-    ``stat`` is the maximum ("absmax") or the ``percentile`` of |W| ("percentile"). A layer (or
+    ``stat`` is the maximum ("absmax") or the ``percentile`` of ``|W|`` ("percentile"). A layer (or
     channel) whose weights are all zero gets scale 1. With ``power_of_two`` scales are rounded
     down to a power of two. Returns float32 arrays (scalars, or one value per output channel).
     """

@@ -71,7 +71,7 @@ class QuantConfig:
     ``lif_no_delay``. ``per_channel``: one weight scale per output neuron / channel instead of one
     per layer (thresholds become per neuron). ``power_of_two``: scales rounded down to 2^k.
     ``calibration``: "absmax" (scale = w_max / max|W|) or "percentile" (scale = w_max /
-    percentile(|W|, ``percentile``), clipping the outliers, as py-spinnaker2's
+    percentile(``|W|``, ``percentile``), clipping the outliers, as py-spinnaker2's
     ``weight_scale_percentile``), or "search": data-driven, the percentile of each layer picked
     from ``search_percentiles`` to best match the float model on calibration inputs
     (:func:`s2jax.quant.search_scales`). ``adaptive_threshold``: QAT learns a threshold scale per layer
@@ -117,6 +117,6 @@ class QuantConfig:
         return self.target
 
     def weight_limit(self, model: str) -> int:
-        """Largest |integer weight| used for ``model`` (ranges used symmetrically)."""
+        """Largest ``|integer weight|`` used for ``model`` (ranges used symmetrically)."""
         lo, hi = self.spec.weight_range(model)
         return min(-lo, hi)

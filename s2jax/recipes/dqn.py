@@ -36,7 +36,7 @@ from flax import nnx
 from s2jax import layers as L
 
 __all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "encode", "train",
-           "evaluate", "TrainResult", "chip_q", "chip_policy"]
+           "chunk_plan", "planned_steps", "evaluate", "TrainResult", "chip_q", "chip_policy"]
 
 ENV_BOUNDS = {
     # observation ranges mapped onto the population code's receptive fields (values outside clip)
@@ -219,6 +219,26 @@ def _epsilon(config, step, total_steps):
     return config.eps_start + frac * (config.eps_end - config.eps_start)
 
 
+def chunk_plan(steps: int, num_envs: int, chunks: int = 20) -> tuple[int, int]:
+    """``(chunks, iterations per chunk)`` of :func:`train`: ``steps // num_envs`` iterations (at
+    least one) cut into at most ``chunks`` chunks of equal length, the last one rounded up to a whole
+    chunk (so up to ``per_chunk - 1`` iterations more than asked)."""
+    for name, value in (("steps", steps), ("num_envs", num_envs), ("chunks", chunks)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    iterations = max(1, steps // num_envs)
+    chunks = max(1, min(chunks, iterations))
+    per_chunk = -(-iterations // chunks)
+    return -(-iterations // per_chunk), per_chunk
+
+
+def planned_steps(config: DQNConfig, steps: int | None = None, chunks: int = 20) -> int:
+    """The environment steps :func:`train` runs for ``steps`` (default ``config.total_steps``): whole
+    chunks of ``config.num_envs`` environments (:func:`chunk_plan`), known before it starts."""
+    n_chunks, per_chunk = chunk_plan(config.total_steps if steps is None else steps, config.num_envs, chunks)
+    return n_chunks * per_chunk * config.num_envs
+
+
 def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None, eps_schedule: bool = True,
           lr: float | None = None, chunks: int = 20, progress=None) -> TrainResult:
     """Double DQN on ``config.env`` for ``steps`` env steps (default ``config.total_steps``).
@@ -227,16 +247,14 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
     fine-tuning, or the MLP baseline) and ``q_fn(model, obs) -> Q``. With ``eps_schedule=False``
     exploration stays at ``eps_end`` and learning starts once a batch is in the buffer (fine-tuning
     from a trained model). ``progress(done_steps, total_steps, mean_return, greedy_return)`` is
-    called per chunk.
+    called per chunk; ``total_steps`` is :func:`planned_steps` from the first call on.
     Returns a :class:`TrainResult` with a trained copy (the argument is not modified).
     """
     steps = config.total_steps if steps is None else steps
     env, env_params = make_env(config.env)
     n_envs = config.num_envs
     iterations = max(1, steps // n_envs)
-    chunks = max(1, min(chunks, iterations))
-    per_chunk = -(-iterations // chunks)
-    chunks = -(-iterations // per_chunk)  # whole chunks: at most per_chunk - 1 iterations over
+    chunks, per_chunk = chunk_plan(steps, n_envs, chunks)  # whole chunks: at most per_chunk - 1 iterations over
     learning_starts = config.learning_starts if eps_schedule else config.batch_size
     graphdef, params, rest = nnx.split(nnx.clone(model), nnx.Param, ...)
     lr = lr or config.lr
@@ -347,10 +365,16 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
 # --- evaluation -------------------------------------------------------------------------------------------
 
 
-def _evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None = None, record: int = 0):
-    """``run(policy) -> (returns (E,), observations of episode 0)``; compiled once per policy."""
+def _evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None = None, record: int = 0,
+               progress=None, chunks: int = 10):
+    """``run(policy) -> (returns (E,), observations of episode 0)``; compiled once per policy.
+
+    With ``progress``, the episodes run in ``chunks`` jitted pieces of steps and
+    ``progress(done_steps, max_steps)`` is called after each; either way the run stops once every
+    episode has ended and ``record`` steps are recorded (the returns do not change)."""
     env, env_params = make_env(config.env)
     max_steps = max_steps or int(env_params.max_steps_in_episode)
+    per_chunk = max_steps if progress is None else -(-max_steps // max(1, min(chunks, max_steps)))
     obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(seed), episodes),
                                                           env_params)
 
@@ -361,27 +385,38 @@ def _evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | Non
             action = policy(obs)
             next_obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(k, episodes), state, action, env_params)
+            alive = alive & (t < max_steps)  # the last chunk may run past max_steps
             ret = ret + jnp.where(alive, reward, 0.0)
             alive = alive & ~(terminated | truncated)
             return (next_obs, state, key, ret, alive), obs[0]
 
+        chunk = jax.jit(lambda c, t0: jax.lax.scan(step, c, t0 + jnp.arange(per_chunk)))
         carry = (obs0, state0, jax.random.key(seed + 1), jnp.zeros(episodes), jnp.ones(episodes, bool))
+        seen, done = [], 0
         with jax.numpy_dtype_promotion("standard"):
-            (_, _, _, ret, _), seen = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(max_steps)))(carry)
-        return np.asarray(ret), np.asarray(seen[:record])
+            while done < max_steps:
+                carry, obs = chunk(carry, jnp.int32(done))
+                seen.append(np.asarray(obs[: max(0, record - done)]))
+                done = min(done + per_chunk, max_steps)
+                if not bool(np.any(np.asarray(carry[4]))) and done >= record:
+                    done = max_steps  # every episode has ended
+                if progress is not None:
+                    progress(done, max_steps)
+        return np.asarray(carry[3]), np.concatenate(seen)[:record]
 
     return run
 
 
 def evaluate(config: DQNConfig, policy: Callable, *, episodes: int | None = None, seed: int = 1234,
-             max_steps: int | None = None, record: int = 0):
+             max_steps: int | None = None, record: int = 0, progress=None):
     """Greedy returns over ``episodes`` episodes run side by side.
 
     ``policy(obs) -> actions`` (``(E, obs_dim) -> (E,)``, jittable: e.g. the chip model on the
     quantized network). Each environment plays exactly one episode (steps after its end are
-    ignored). Returns ``(returns (E,), observations of episode 0 for its first ``record`` steps)``.
+    ignored). ``progress(done_steps, max_steps)``, if given, is called about ten times on the way.
+    Returns ``(returns (E,), observations of episode 0 for its first ``record`` steps)``.
     """
-    return _evaluator(config, episodes or config.eval_episodes, seed, max_steps, record)(policy)
+    return _evaluator(config, episodes or config.eval_episodes, seed, max_steps, record, progress)(policy)
 
 
 def chip_q(config: DQNConfig, qmodel, profile: str = "float32", spec=None, net=None):

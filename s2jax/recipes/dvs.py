@@ -31,7 +31,7 @@ from flax import nnx
 from s2jax import export, hwmodel, quant
 from s2jax import data as D
 from s2jax import layers as L
-from s2jax.recipes import checkpoint
+from s2jax import fileio
 
 __all__ = ["DVSConfig", "PRESETS", "load_data", "build_model", "train", "float_accuracy", "chip_scores",
            "chip_accuracy", "quant_config", "ptq_sweep", "best_percentile", "parity", "nir_roundtrip", "preflight"]
@@ -287,7 +287,7 @@ def parity(qmodel, net, x, profile: str = "float32", *, padded: bool = False) ->
 
 
 def preflight(model, config: DVSConfig, input_shape):
-    """The model's chip network (absmax scales: every layer reaches |w| = 127) against the design
+    """The model's chip network (absmax scales: every layer reaches ``|w| = 127``) against the design
     rules, before any training: accumulator, exact input sums, atoms and SRAM per PE, cores."""
     violations = export.check(quant.quantize(model, quant_config(config, 100.0), input_shape=input_shape))
     if violations:
@@ -299,7 +299,7 @@ def nir_roundtrip(net, path, x, profile: str = "float32") -> bool:
     and voltage of the chip model on spikes ``x`` ``(B, T, n)`` (bool): True when all are identical."""
     import nir
 
-    checkpoint.atomic_write(Path(path), lambda p: nir.write(p, export.to_nir(net)))
+    fileio.atomic_write(Path(path), lambda p: nir.write(p, export.to_nir(net)))
     back = export.from_nir(path)
     _, a = _chip_run(hwmodel.compile_network(net, profile, record="all"), {"input": x})
     _, b = _chip_run(hwmodel.compile_network(back, profile, record="all"), {"input": x})

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from s2jax import SPINNAKER2, export, hwmodel, quant
+from s2jax import SPINNAKER2, export, fileio, hwmodel, quant
 from s2jax import data as D
 from s2jax.qnet import Conv2DProjection
 from s2jax.recipes import checkpoint, dvs
+from s2jax.recipes.dqn_pipeline import _checkpoints, display_path
 
-__all__ = ["run_pipeline", "format_table"]
+__all__ = ["run_pipeline", "format_table", "spikes_figure"]
 
 
 NOT_FLOAT = ("percentiles", "qat_epochs", "qat_lr", "profile", "eval_batch", "cache_dir")  # no effect on float weights
@@ -49,12 +50,18 @@ def _settings(config: dvs.DVSConfig, drop=("eval_batch", "cache_dir"), **extra) 
     return json.loads(json.dumps({**d, **extra}, default=str))
 
 
-def _stage(name, meta_config, model, out, resume, fit):
-    """Run ``fit(model) -> curve`` or, with ``resume`` and equal settings, load the checkpoint."""
+def _stage(name, meta_config, model, out, resume, fit, quiet=False):
+    """Run ``fit(model) -> curve`` or, with ``resume`` and equal settings, load the checkpoint (a
+    corrupt or altered one is named on stderr unless ``quiet``, and ``fit`` runs and replaces it)."""
     ckpt = out / "checkpoints" / name
-    saved = checkpoint.read_meta(ckpt)
-    if resume and saved is not None and saved.get("config") == meta_config:
-        return checkpoint.load_model(ckpt, model), saved["curve"], True
+    if resume:
+        try:
+            saved = checkpoint.read_meta(ckpt)
+            if saved is not None and saved.get("config") == meta_config:
+                curve = saved["curve"]
+                return checkpoint.load_model(ckpt, model), curve, True
+        except (ValueError, KeyError, TypeError) as err:
+            checkpoint.report_ignored(name, ckpt, err, quiet)
     curve = fit(model)
     checkpoint.save_model(ckpt, model, {"stage": name, "config": meta_config, "curve": curve})
     return model, curve, False
@@ -78,7 +85,7 @@ def run_pipeline(config: dvs.DVSConfig = dvs.PRESETS["synthetic"], out="s2jax-dv
         "float", _settings(config, NOT_FLOAT), model, out, resume,
         lambda m: dvs.train(m, train_d, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                         seed=config.seed, val_data=val, eval_batch=config.eval_batch, quiet=quiet,
-                        desc="float training"))
+                        desc="float training"), quiet=quiet)
     float_acc = dvs.float_accuracy(model, test, config.eval_batch)
     seconds["float"] = time.perf_counter() - t
 
@@ -93,7 +100,7 @@ def run_pipeline(config: dvs.DVSConfig = dvs.PRESETS["synthetic"], out="s2jax-dv
         "qat", _settings(config, percentile=p_best), qmodel, out, resume,
         lambda q: dvs.train(q, train_d, epochs=config.qat_epochs, batch_size=config.batch_size, lr=config.qat_lr,
                         seed=config.seed + 1, val_data=val, eval_batch=config.eval_batch, quiet=quiet,
-                        desc="QAT fine-tuning"))
+                        desc="QAT fine-tuning"), quiet=quiet)
     net = quant.quantize(qmodel, input_shape=shape, name="dvs_gesture")
     qat_scores = dvs.chip_scores(net, test, config.profile, config.eval_batch, quiet)
     seconds["qat"] = time.perf_counter() - t
@@ -124,7 +131,8 @@ def run_pipeline(config: dvs.DVSConfig = dvs.PRESETS["synthetic"], out="s2jax-dv
     if plots:
         summary["files"] += _plots(out, summary, test, trace, net)
     summary["files"].append(str(out / "summary.json"))
-    checkpoint.atomic_write(out / "summary.json", lambda p: Path(p).write_text(json.dumps(summary, indent=1)))
+    summary["files"] = [display_path(f) for f in summary["files"]]
+    fileio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -219,18 +227,31 @@ def _plots(out, s, test, trace, net):
     ax.set_ylim(0, 1.05)
     save(fig, "accuracy.png")
 
-    pops = [p.name for p in net.populations[1:-1]]
-    fig, axes = plt.subplots(1, 1 + len(pops), figsize=(3 * (1 + len(pops)), 3))
+    save(spikes_figure(test, trace, [p.name for p in net.populations[1:-1]]), "spikes.png")
+    return files
+
+
+def spikes_figure(test, trace, pops):
+    """The first test gesture as a heatmap of ON minus OFF spikes per pixel (symmetric colour scale,
+    with a colorbar) and the chip model's spikes of the populations ``pops`` for it."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1 + len(pops), figsize=(3 * (1 + len(pops)) + 0.6, 3))
+    axes = np.atleast_1d(axes)
     x = test.spikes[0].astype(np.float64)  # (T, C, H, W)
-    axes[0].imshow(x[:, 0].sum(0) - (x[:, 1].sum(0) if x.shape[1] > 1 else 0), cmap="coolwarm")
-    axes[0].set_title(f"input, class {test.classes[test.labels[0]]!r}\n(ON - OFF spikes)", fontsize=8)
+    diff = x[:, 1].sum(0) - x[:, 0].sum(0) if x.shape[1] > 1 else x[:, 0].sum(0)  # channel 1 = ON (p=1)
+    m = max(float(np.abs(diff).max()), 1.0)
+    image = axes[0].imshow(diff, cmap="coolwarm", vmin=-m, vmax=m)
+    bar = fig.colorbar(image, ax=axes[0], fraction=0.046, pad=0.04)
+    bar.set_label("ON - OFF spikes per pixel" if x.shape[1] > 1 else "spikes per pixel", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    axes[0].set_title(f"input, class {test.classes[test.labels[0]]!r}", fontsize=8)
     for ax, name in zip(axes[1:], pops):
         t_idx, n_idx = np.nonzero(np.asarray(trace.spikes[name][0]))
         ax.scatter(t_idx, n_idx, s=0.5, c="k")
         ax.set_title(f"{name} spikes (chip model)", fontsize=8)
         ax.set_xlabel("tick")
-    save(fig, "spikes.png")
-    return files
+    return fig
 
 
 def format_table(summary: dict) -> str:
@@ -248,8 +269,12 @@ def format_table(summary: dict) -> str:
         ("cores (PEs) used", f"{s['cores']} on {s['chips']} chip(s)"),
         ("latency per gesture", f"{1e3 * s['latency_s']:.0f} ms ({s['ticks_per_inference']} ticks of 1 ms)"),
         ("energy per gesture", f"{1e6 * s['energy_j']:.2f} uJ (estimate)"),
-        ("seconds per stage", ", ".join(f"{k} {v:.1f}" for k, v in s["seconds_per_stage"].items())),
+        ("seconds per stage", ", ".join(f"{k} {v:.1f}" + (" (training resumed)" if s.get("resumed", {}).get(k) else "")
+                                        for k, v in s["seconds_per_stage"].items())),
     ]
+    resumed = [k for k, v in s.get("resumed", {}).items() if v]
+    if resumed:
+        rows.append(("skipped (resumed)", f"{' and '.join(resumed)} training: weights from {_checkpoints(s)}"))
     width = max(len(r[0]) for r in rows)
     n = s["samples"]
     lines = [f"s2jax DVS gesture: {s['dataset']}, {len(s['classes'])} classes, input {tuple(s['input_shape'])} x "

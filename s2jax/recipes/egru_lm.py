@@ -6,7 +6,7 @@ EGRU layers turns them into sparse graded events, and a dense head predicts the 
 from the last layer's events. The chip runs the EGRU stack (``s2jax.hwmodel.egru.run_egru``); the
 embedding lookup and the head run on the host, as in the paper's deployment.
 
-Stages (:func:`run`): train the float EGRU with an activity penalty (mean |event| of every layer,
+Stages (:func:`run`): train the float EGRU with an activity penalty (mean ``|event|`` of every layer,
 weight ``activity``) that drives most units silent; fine-tune a copy in the chip's integer
 profile (``quant.egru.qat_egru``: int8 weights with per-row power-of-two scales, Q3.12 events and
 state, lookup-table gates); train an LSTM of about the same parameter count the same way; report

@@ -30,8 +30,8 @@ class Population:
         _need(_int(size) and size > 0, f"size must be a positive int, got {size!r}")
         _need(neuron_model in MODELS, f"unknown neuron_model {neuron_model!r}")
         _need(type(name) is str, f"name must be a str, got {name!r}")
-        _need(type(record) is list and all(r in ("spikes", "v") for r in record),
-              f"record must be a list of 'spikes' / 'v', got {record!r}")
+        _need(type(record) is list and all(r in ("spikes", "v", "time_done") for r in record),
+              f"record must be a list of 'spikes' / 'v' / 'time_done', got {record!r}")
         _need(type(params) is dict, f"params must be a dict, got {type(params)}")
         for key, value in params.items():
             if neuron_model == "spike_list":

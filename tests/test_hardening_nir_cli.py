@@ -1,0 +1,485 @@
+"""Hardening of the NIR import and the CLI (issue 11): every node of a graph is rebuilt or refused by
+name, every size and value a file gives is checked before use, corrupt files are one clear error,
+and the ``s2jax`` command answers bad input with exit status 2 and one line, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+import pytest
+
+from s2jax import qnet as snn
+from s2jax.cli import main
+from s2jax.export import image, pyspinnaker2
+from s2jax.export.nir import NIRFileError, WeightQuantization, format_weight_report, from_nir, to_nir
+from s2jax.fileio import FileFormatError
+from tests.test_nir import CASES, W32, assert_same_network, float_model, rich_network
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rich_graph():
+    return to_nir(rich_network())
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A small network as a NIR file (s2jax-written), a foreign NIR file, an image and a bundle."""
+    folder = tmp_path_factory.mktemp("files")
+    net = snn.Network("cli").add(
+        inp := snn.Population(3, "spike_list", {0: [0, 1, 2, 5], 2: [3, 4]}, name="in"),
+        hid := snn.Population(4, "lif", {"threshold": 8.0, "alpha_decay": 0.9}, name="hid", record=["spikes", "v"]),
+        snn.Projection(inp, hid, [[0, 0, 15, 0], [0, 1, 9, 2], [2, 3, 12, 1], [2, 2, -4, 0]]))
+    nir.write(folder / "net.nir", to_nir(net))
+    nir.write(folder / "foreign.nir", CASES["Linear"]())
+    image.save_image(net, folder / "net.s2img")
+    pyspinnaker2.to_pyspinnaker2(net, folder / "bundle", timesteps=8)
+    return folder
+
+
+def without_digest(graph):
+    g = copy.deepcopy(graph)
+    g.metadata.pop("s2jax_digest", None)
+    return g
+
+
+def refused(graph_or_path, *needles, **kwargs) -> str:
+    """``from_nir`` raises a ValueError whose message holds every needle; returns the message."""
+    with pytest.raises(ValueError) as info:
+        from_nir(graph_or_path, **kwargs)
+    msg = str(info.value)
+    for needle in needles:
+        assert str(needle) in msg, (needle, msg)
+    return msg
+
+
+# --- 1. every node is rebuilt or refused: metadata kinds ----------------------------------------
+
+QNET_KINDED = ["stim", "conv", "hid", "cuba", "readout", "stim_to_conv", "conv_to_hid", "hid_to_cuba",
+               "cuba_to_readout", "hid_to_hid"]
+
+
+def test_the_kinded_nodes_are_the_ones_listed(rich_graph):
+    assert sorted(n for n, v in rich_graph.nodes.items() if "s2jax_kind" in v.metadata) == sorted(QNET_KINDED)
+
+
+@pytest.mark.parametrize("node", QNET_KINDED)
+@pytest.mark.parametrize("kind", ["bogus", "projection", "population", 7, "synapse"])
+def test_tampered_kind_is_refused_by_node_and_value(rich_graph, node, kind):
+    g = without_digest(rich_graph)
+    old = g.nodes[node].metadata["s2jax_kind"]
+    if kind == old:
+        kind = "population" if old == "projection" else "projection"
+    g.nodes[node].metadata["s2jax_kind"] = kind
+    refused(g, repr(node), repr(kind), "use_metadata=False")
+
+
+@pytest.mark.parametrize("node", ["hid_to_cuba", "cuba"])
+def test_missing_kind_is_refused(rich_graph, node):
+    g = without_digest(rich_graph)
+    del g.nodes[node].metadata["s2jax_kind"]
+    refused(g, repr(node), "no s2jax_kind")
+
+
+@pytest.mark.parametrize("node", ["output", "conv_flatten", "stim_to_conv_pool"])
+def test_a_kind_on_a_shape_or_output_node_is_refused(rich_graph, node):
+    g = without_digest(rich_graph)
+    g.nodes[node].metadata = {"s2jax_kind": "projection"}
+    refused(g, repr(node), "'projection'")
+
+
+def test_a_projection_whose_kind_was_changed_is_never_dropped(rich_graph, tmp_path):
+    """The issue's case: a projection node relabelled used to vanish (fewer synapses on inspect)."""
+    g = without_digest(rich_graph)
+    g.nodes["conv_to_hid"].metadata["s2jax_kind"] = "projectionX"
+    path = tmp_path / "tampered.nir"
+    nir.write(path, g)
+    refused(path, "'conv_to_hid'", "'projectionX'")
+    # without s2jax metadata the NIR parameters are converted, and every projection is there
+    assert len(from_nir(path, use_metadata=False).projections) == len(rich_network().projections)
+
+
+MODEL_KINDED = ["layer0", "layer1", "layer2", "layer3", "conv0", "linear1", "linear2", "linear3"]
+
+
+@pytest.mark.parametrize("node", MODEL_KINDED)
+def test_tampered_model_kind_is_refused(node):
+    g = without_digest(to_nir(float_model(), input_shape=(2, 6, 6)))
+    assert "s2jax_kind" in g.nodes[node].metadata
+    g.nodes[node].metadata["s2jax_kind"] = "population"
+    refused(g, repr(node), "'population'", output="model")
+
+
+@pytest.mark.parametrize("node, key, value, needle", [
+    ("hid", "size", "5", "must be an integer"),
+    ("hid", "size", 2.5, "must be an integer"),
+    ("hid", "size", 10**12, "out of range"),
+    ("hid", "size", 6, "metadata size 6"),
+    ("hid", "index", 0, "repeats"),
+    ("hid", "index", -1, "out of range"),
+    ("hid", "param_threshold", np.array(["3", "4", "5", "6", "7"]), "real numbers"),
+    ("hid", "param_alpha_decay", True, "real numbers"),
+    ("hid", "param_alpha_decay", np.array([0.5, 0.5]), "shape (2,)"),
+    ("hid", "reset", 3, "must be a text"),
+    ("stim", "spike_tick", np.array([1.5, 2.0, 3.0]), "integers"),
+    ("stim", "spike_neuron", np.array([0, 5]), "spike ticks"),
+    ("stim", "neuron_model", "lif", "does not fit"),
+    ("hid_to_cuba", "pre", "nobody", "not a population node"),
+    ("hid_to_cuba", "post", "readout", "the graph's edges give"),
+    ("hid_to_cuba", "connections", np.zeros((3, 3), np.int64), "(n, 4)"),
+    ("hid_to_cuba", "connections", np.zeros((20, 4)), "integers"),
+    ("stim_to_conv", "conv_pad_top", "1", "must be an integer"),
+])
+def test_malformed_metadata_values_are_refused(rich_graph, node, key, value, needle):
+    g = without_digest(rich_graph)
+    g.nodes[node].metadata["s2jax_" + key] = value
+    refused(g, repr(node), needle)
+
+
+def test_digest_refuses_an_edit_the_other_checks_cannot_see(rich_graph, tmp_path):
+    g = copy.deepcopy(rich_graph)
+    g.nodes["cuba"].metadata["s2jax_param_t_refrac"] = np.float64(3.0)  # valid, but not what was written
+    refused(g, "content digest", "use_metadata=False")
+    g.nodes["cuba"].metadata["s2jax_param_t_refrac"] = np.float64(2.0)
+    assert_same_network(rich_network(), from_nir(g))  # the digest survives nir.write / nir.read:
+    nir.write(tmp_path / "g.nir", rich_graph)
+    assert_same_network(rich_network(), from_nir(tmp_path / "g.nir"))
+
+
+# --- 2. shapes and values from the file, checked before allocation ----------------------------
+
+
+def linear_graph(changes: dict):
+    """The Linear case with ``{(node, field): value}`` set."""
+    g = CASES["Linear"]()
+    for (node, field), value in changes.items():
+        setattr(g.nodes[node], field, value)
+    return g
+
+
+BAD_SHAPES = [np.array([0]), np.array([-4]), np.array([10**12]), np.array([2.5]), np.array([[2]]),
+              np.array([]), np.array([1, 1, 1, 1]), np.array(["2"]), np.array([2**13, 2**12]), np.array([np.nan])]
+
+
+@pytest.mark.parametrize("shape", BAD_SHAPES, ids=repr)
+@pytest.mark.parametrize("node, field, key", [("input", "input_type", "input"), ("output", "output_type", "output")])
+def test_bad_input_and_output_shapes_are_refused(shape, node, field, key):
+    g = linear_graph({(node, field): {key: shape}})
+    refused(g, repr(node))
+
+
+def test_output_shape_must_match_what_reaches_it():
+    refused(linear_graph({("output", "output_type"): {"output": np.array([7])}}), "'output'", "(7,)", "(3,)")
+
+
+@pytest.mark.parametrize("shape", [np.array([0]), np.array([10**12]), np.array([3.5])], ids=repr)
+def test_scalar_neuron_parameters_with_a_bad_input_type(shape):
+    node = nir.LIF(tau=np.array(0.01), r=np.array(2.0), v_leak=np.array(0.0), v_threshold=np.array(1.5))
+    node.input_type = {"input": shape}
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "w": nir.Linear(weight=W32), "lif": node,
+                            "output": nir.Output(np.array([3]))},
+                     edges=[("input", "w"), ("w", "lif"), ("lif", "output")], type_check=False)
+    refused(g, "'lif'")
+
+
+BAD_VALUES = {
+    "complex": lambda a: a.astype(complex),
+    "bool": lambda a: a > 0,
+    "string": lambda a: a.astype(str),
+    "object": lambda a: a.astype(object),
+    "nan": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 0, np.nan, a),
+    "inf": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 0, -np.inf, a),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_VALUES))
+@pytest.mark.parametrize("case, node, field", [("Linear", "n0_linear", "weight"), ("Affine", "n0_affine", "bias"),
+                                               ("LIF", "n1_lif", "tau"), ("Conv2d", "n0_conv2d", "weight")])
+def test_non_real_values_are_refused_by_node(bad, case, node, field):
+    g = CASES[case]()
+    setattr(g.nodes[node], field, BAD_VALUES[bad](np.asarray(getattr(g.nodes[node], field), np.float64)))
+    refused(g, repr(node), field)
+
+
+@pytest.mark.parametrize("field, value", [("stride", 0), ("stride", -1), ("padding", -2), ("groups", 1.5),
+                                          ("dilation", "x")])
+def test_bad_conv_geometry_is_refused(field, value):
+    g = CASES["Conv2d"]()
+    setattr(g.nodes["n0_conv2d"], field, value)
+    refused(g, "'n0_conv2d'", field)
+
+
+def test_complex_weights_no_longer_pass_with_a_warning(recwarn):
+    refused(linear_graph({("n0_linear", "weight"): W32 + 0j}), "'n0_linear'", "complex")
+    assert not [w for w in recwarn if "Complex" in type(w.message).__name__]
+
+
+# --- 3. files: corrupt, truncated, oversized, not NIR -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rich_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rich") / "rich.nir"
+    nir.write(path, to_nir(rich_network()))
+    return path
+
+
+def mutate(data: bytes, case: int) -> bytes:
+    rng = np.random.default_rng(1000 + case)
+    b = bytearray(data)
+    if case % 3 == 0:
+        return bytes(b[:int(rng.integers(len(b)))])
+    pos = int(rng.integers(len(b)))
+    b[pos] = (b[pos] ^ (1 << int(rng.integers(8)))) if case % 3 == 1 else int(rng.integers(256))
+    return bytes(b)
+
+
+@pytest.mark.parametrize("case", range(36))
+def test_damaged_nir_file_gives_the_same_network_or_one_clear_error(case, rich_file, tmp_path):
+    path = tmp_path / "bad.nir"
+    path.write_bytes(mutate(rich_file.read_bytes(), case))
+    try:
+        back = from_nir(path)
+    except ValueError as e:  # NIRFileError is a FileFormatError is a ValueError
+        assert str(e)
+        if isinstance(e, NIRFileError):
+            assert str(e).startswith(str(path))
+        return
+    assert_same_network(rich_network(), back)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "not an HDF5 file"),
+    (b"\x89HDF\r\n\x1a\n", "corrupt or truncated"),
+    (bytes(range(256)) * 8, "not an HDF5 file"),
+    (b'{"nodes": {}}', "not an HDF5 file"),
+])
+def test_not_nir_files_name_the_file(tmp_path, content, needle):
+    path = tmp_path / "x.nir"
+    path.write_bytes(content)
+    with pytest.raises(NIRFileError, match=needle) as info:
+        from_nir(path)
+    assert str(info.value).startswith(str(path)) and isinstance(info.value, FileFormatError)
+
+
+def test_a_folder_is_not_a_nir_file(tmp_path):
+    with pytest.raises(NIRFileError, match="is not a file"):
+        from_nir(tmp_path)
+
+
+def test_huge_declared_arrays_are_refused_before_reading(tmp_path):
+    """A compressed dataset declaring 2^40 float32 values costs a few KiB on disk and nothing here."""
+    path = tmp_path / "huge.nir"
+    with h5py.File(path, "w") as f:
+        node = f.create_group("node")
+        node.create_dataset("type", data="NIRGraph", dtype=h5py.string_dtype())
+        lin = node.create_group("nodes").create_group("w")
+        lin.create_dataset("type", data="Linear", dtype=h5py.string_dtype())
+        lin.create_dataset("weight", shape=(2**20, 2**20), dtype=np.float32, chunks=(64, 64), compression="gzip")
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(NIRFileError, match=r"'node/nodes/w/weight' declares shape \(1048576, 1048576\)"):
+        from_nir(path)
+
+
+# --- 4. names and the weight quantization report ------------------------------------------------
+
+
+def test_imported_networks_are_named_after_the_file(tmp_path):
+    nir.write(tmp_path / "my_model.nir", CASES["Linear"]())
+    assert from_nir(tmp_path / "my_model.nir").name == "my_model"
+    assert from_nir(CASES["Linear"]()).name is None
+    nir.write(tmp_path / "other.nir", to_nir(rich_network()))
+    assert from_nir(tmp_path / "other.nir").name == "demo"  # the name s2jax wrote wins
+
+
+def test_weight_report_of_a_float_import():
+    net = from_nir(CASES["Linear"]())
+    (r,) = net.nir_weight_report
+    assert isinstance(r, WeightQuantization)
+    assert (r.weight_node, r.pre, r.post, r.scale, r.limit, r.weights, r.clipped) == \
+           ("n0_linear", "input", "n1_lif", 254.0, 127, 6, 0)
+    q = np.trunc(W32 * 254) / 254
+    assert r.max_abs_error == pytest.approx(np.abs(q - W32).max())
+    assert r.mean_abs_error == pytest.approx(np.abs(q - W32).mean())
+    w = np.array([[1.0, 0.01], [0.02, 0.03], [0.04, 0.05]])
+    (r,) = from_nir(linear_graph({("n0_linear", "weight"): w}), weight_scale_percentile=90).nir_weight_report
+    assert r.clipped == 1 and r.scale == pytest.approx(127 / np.percentile(w, 90))  # 1.0 saturates at 127
+    assert "clipped 1 of 6 weights" in format_weight_report((r,))
+    assert from_nir(to_nir(rich_network())).nir_weight_report == ()
+    assert "no float weights" in format_weight_report(())
+
+
+# --- 5. the CLI: exit 2, one line, no traceback -------------------------------------------------
+
+
+def one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"s2jax {command}: error: "), lines[0]
+    return lines[0]
+
+
+def make_bad_input(kind: str, files: Path, tmp: Path) -> Path:
+    """One malformed file or folder, by name."""
+    rng = np.random.default_rng(abs(hash(kind)) % 2**32)
+    if kind == "emptydir":
+        (tmp / "emptydir").mkdir()
+        return tmp / "emptydir"
+    if kind.startswith("bundle:"):
+        bundle = tmp / "bundle"
+        shutil.copytree(files / "bundle", bundle)
+        what, how = kind.split(":")[1:]
+        target = bundle / what
+        data = target.read_bytes()
+        if how == "missing":
+            target.unlink()
+        elif how == "truncated":
+            target.write_bytes(data[: len(data) // 2])
+        elif how == "empty":
+            target.write_bytes(b"")
+        else:
+            target.write_text(how)
+        return bundle
+    path = tmp / "input.bin"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random":
+        path.write_bytes(rng.integers(0, 256, 3000, np.uint8).tobytes())
+    elif kind.startswith("json:"):
+        path.write_text(kind[5:])
+    elif kind.startswith("truncated:"):
+        data = (files / kind.split(":")[1]).read_bytes()
+        path.write_bytes(data[: int(len(data) * float(kind.split(":")[2]))])
+    elif kind == "image-header-only":
+        path.write_bytes((files / "net.s2img").read_bytes()[:16])
+    elif kind == "hdf5-not-nir":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("data", data=np.arange(3))
+    elif kind == "nir-bad-kind":
+        g = without_digest(to_nir(rich_network()))
+        g.nodes["hid_to_cuba"].metadata["s2jax_kind"] = "nothing"
+        nir.write(path, g)
+    elif kind == "nir-huge-output":
+        g = CASES["Linear"]()
+        g.nodes["output"].output_type = {"output": np.array([10**12])}
+        nir.write(path, g)
+    elif kind == "nir-complex":
+        g = CASES["Linear"]()
+        g.nodes["n0_linear"].weight = W32 + 1j
+        nir.write(path, g)
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+BAD_INPUTS = [
+    "emptydir", "empty", "random", "json:null", "json:[]", "json:{", "json:{\"format\": 1}",
+    "truncated:net.s2img:0.5", "truncated:net.s2img:0.95", "truncated:net.nir:0.3", "truncated:net.nir:0.9",
+    "truncated:foreign.nir:0.5", "image-header-only", "hdf5-not-nir", "nir-bad-kind", "nir-huge-output",
+    "nir-complex",
+    "bundle:network.json:missing", "bundle:network.json:null", "bundle:network.json:[]", "bundle:network.json:1",
+    'bundle:network.json:"s"', "bundle:network.json:{", "bundle:network.json:empty",
+    "bundle:arrays.npz:missing", "bundle:arrays.npz:truncated", "bundle:arrays.npz:empty",
+]
+
+
+@pytest.mark.parametrize("command", ["check", "inspect", "export", "simulate"])
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_cli_bad_input_is_exit_2_and_one_line(kind, command, files, tmp_path, capsys):
+    path = make_bad_input(kind, files, tmp_path)
+    extra = {"export": ["--to", "image", "--out", str(tmp_path / "o.s2img")], "simulate": ["--timesteps", "5"]}
+    assert main([command, str(path), *extra.get(command, [])]) == 2
+    one_error_line(capsys, command)
+    assert not (tmp_path / "o.s2img").exists()
+
+
+def test_check_on_an_empty_folder_says_a_bundle_was_expected(tmp_path, capsys):
+    assert main(["check", str(tmp_path)]) == 2
+    line = one_error_line(capsys, "check")
+    assert "py-spinnaker2 bundle folder was expected" in line and str(tmp_path / "network.json") in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "{net}", "--to", "image", "--out", "{tmp}/missing/o.s2img"],
+    ["export", "{net}", "--to", "nir", "--out", "{tmp}/missing/o.nir"],
+    ["export", "{net}", "--to", "pyspinnaker2", "--out", "{tmp}/missing/bundle"],
+    ["simulate", "{net}", "--timesteps", "3", "--out", "{tmp}/missing/run"],
+])
+def test_writing_into_a_missing_folder_names_the_folder(argv, files, tmp_path, capsys):
+    argv = [a.format(net=files / "net.s2img", tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    line = one_error_line(capsys, argv[0])
+    assert f"the folder {tmp_path / 'missing'} does not exist" in line and ".tmp" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_and_inspect_of_a_float_nir_file_name_it_and_report_quantization(files, capsys):
+    assert main(["check", str(files / "foreign.nir")]) == 0
+    out = capsys.readouterr().out
+    assert "network 'foreign'" in out and "network None" not in out
+    assert "input -> n1_lif (n0_linear): scale 254, max |error|" in out and "clipped 0 of 6 weights" in out
+    assert main(["inspect", str(files / "foreign.nir")]) == 0
+    assert "weights quantized from float" in capsys.readouterr().out
+    assert main(["check", str(files / "net.nir")]) == 0
+    out = capsys.readouterr().out
+    assert "network 'cli'" in out and "no float weights were quantized" in out
+
+
+def test_internal_errors_are_one_line_marked_as_bugs(files, capsys, monkeypatch):
+    import s2jax.cli as cli
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand\nsecond line")
+
+    monkeypatch.setattr(cli, "load_network", broken)
+    assert main(["check", str(files / "net.nir")]) == 2
+    line = one_error_line(capsys, "check")
+    assert "internal error TypeError: unsupported operand" in line and "S2JAX_TRACEBACK=1" in line
+    monkeypatch.setenv("S2JAX_TRACEBACK", "1")
+    with pytest.raises(TypeError):
+        main(["check", str(files / "net.nir")])
+
+
+def test_memory_error_is_one_line(files, capsys, monkeypatch):
+    import s2jax.cli as cli
+
+    def hungry(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(cli, "load_network", hungry)
+    assert main(["inspect", str(files / "net.nir")]) == 2
+    assert "out of memory" in one_error_line(capsys, "inspect")
+
+
+def test_simulate_refuses_a_run_too_large_before_allocating(files, capsys):
+    from s2jax.hwmodel import simulator
+
+    if not hasattr(simulator, "check_run_size"):
+        pytest.skip("s2jax.hwmodel.simulator.check_run_size (helper H2) is not there yet")
+    assert main(["simulate", str(files / "net.s2img"), "--timesteps", "1000000000"]) == 2
+    line = one_error_line(capsys, "simulate")
+    assert "1000000000" in line.replace(",", "") or "1e9" in line
+
+
+def test_a_pooled_dense_expansion_over_the_limit_is_refused_before_allocating(monkeypatch):
+    from s2jax.export import nir_common
+
+    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 100)
+    g = CASES["Flatten"]()
+    assert from_nir(g).projections  # 3 x 8 and 8 x 18 fit
+    nodes = {"input": nir.Input(np.array([2, 12, 12])),
+             "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 6, 6])}, start_dim=0),
+             "w": nir.Linear(weight=np.ones((3, 72))),
+             "lif": nir.LIF(tau=np.full(3, 0.01), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+             "output": nir.Output(np.array([3]))}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "pool"), ("pool", "flat"), ("flat", "w"), ("w", "lif"),
+                                         ("lif", "output")], type_check=False)
+    refused(g, "'w'", "288 x 3", "exceeds the limit of 100")
