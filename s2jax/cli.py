@@ -97,7 +97,7 @@ def cmd_check(args) -> int:
 
     net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
     violations = rules.check(net, chips_available=args.chips)
-    mapping = map_to_cores(net) if not any(v.rule == "projection_endpoints" for v in violations) else None
+    mapping = None if any(v.rule in rules.MAPPING_BLOCKERS for v in violations) else map_to_cores(net)
     if mapping is not None:
         print(f"network {net.name!r}: {len(net.populations)} populations on {mapping.pes} PE(s), "
               f"{mapping.chips} chip(s); routing entries per chip {list(mapping.routing_entries)}")
@@ -165,6 +165,7 @@ def cmd_simulate(args) -> int:
     if args.out:
         out = Path(args.out) if args.out.endswith(".npz") else Path(args.out + ".npz")
         _check_out_folder(out)
+    hwmodel.check_run_size(net, 1, args.timesteps)  # before anything is compiled or allocated
     prog = hwmodel.compile_network(net, args.profile)
     inputs = hwmodel.spike_list_inputs(net, args.timesteps)
     _, trace = jax.jit(hwmodel.run, static_argnames="timesteps")(prog, inputs or None, timesteps=args.timesteps)

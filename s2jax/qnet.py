@@ -426,9 +426,10 @@ class Projection:
     """
 
     def __init__(self, pre: Population, post: Population, connections, *, rounding: Rounding | None = None,
-                 spec: ChipSpec = SPINNAKER2):
+                 spec: ChipSpec = SPINNAKER2, name: str | None = None):
         where = _check_endpoints("projection", pre, post, rounding, spec)
         self.pre, self.post = pre, post
+        self.name = _check_name(name, "projection")
         if post.neuron_model not in NEURON_MODELS:
             raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive synapses")
         conn = _real_array(connections, f"{where}: connections")
@@ -488,9 +489,10 @@ class Conv2DProjection:
     """
 
     def __init__(self, pre: Population, post: Population, weights, conv_params: dict, *,
-                 rounding: Rounding | None = None, spec: ChipSpec = SPINNAKER2):
+                 rounding: Rounding | None = None, spec: ChipSpec = SPINNAKER2, name: str | None = None):
         where = _check_endpoints("conv projection", pre, post, rounding, spec)
         self.pre, self.post = pre, post
+        self.name = _check_name(name, "conv projection")
         if post.neuron_model != "lif_conv2d":
             raise ValueError(f"{where}: a Conv2DProjection must target a 'lif_conv2d' population, "
                              f"got {post.neuron_model!r}")
@@ -569,6 +571,14 @@ class Network:
                     self.projections.append(obj)
             else:
                 raise ValueError(f"network {self.name!r}: cannot add {obj!r} (not a Population or Projection)")
+        return self
+
+    def reset(self):
+        """Forget the recordings of the last run (py-spinnaker2's ``Network.reset``). Every run of
+        the chip model starts from the populations' initial state anyway, so this only clears what
+        ``get_spikes`` / ``get_voltages`` / ``get_time_done_times`` would return."""
+        for pop in self.populations:
+            pop._spikes = pop._voltages = pop._time_done = None
         return self
 
     def validate(self):

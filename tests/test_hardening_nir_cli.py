@@ -459,10 +459,6 @@ def test_memory_error_is_one_line(files, capsys, monkeypatch):
 
 
 def test_simulate_refuses_a_run_too_large_before_allocating(files, capsys):
-    from s2jax.hwmodel import simulator
-
-    if not hasattr(simulator, "check_run_size"):
-        pytest.skip("s2jax.hwmodel.simulator.check_run_size (helper H2) is not there yet")
     assert main(["simulate", str(files / "net.s2img"), "--timesteps", "1000000000"]) == 2
     line = one_error_line(capsys, "simulate")
     assert "1000000000" in line.replace(",", "") or "1e9" in line

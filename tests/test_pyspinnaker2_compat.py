@@ -453,3 +453,20 @@ def test_huge_runs_are_refused_before_anything_is_allocated(monkeypatch):
     with pytest.raises(ValueError, match=r"time_done of 100 PEs over 8,388,608 timesteps needs about .* over the"):
         hardware.SpiNNcloud48NodeBoard().run(net, 2**23)
     assert hardware.SpiNNcloud48NodeBoard().run(net, 10**9, mapping_only=True, debug=False).pes == 101
+
+
+def test_network_reset_clears_recordings_and_projections_keep_their_name():
+    net, pop = small_net(record=("spikes", "v"))
+    named = snn.Projection(net.populations[0], pop, [[1, 1, 4, 0]], name="extra")
+    assert named.name == "extra" and net.projections[0].name is None
+    net.add(named)
+    hw = hardware.SpiNNaker2Chip()
+    hw.run(net, 8)
+    first = pop.get_spikes()
+    assert net.reset() is net
+    with pytest.raises(RuntimeError, match="has not been run"):
+        pop.get_spikes()
+    hw.run(net, 8)
+    assert pop.get_spikes() == first  # every run starts from the initial state
+    with pytest.raises(ValueError, match="projection name must be a string"):
+        snn.Projection(net.populations[0], pop, [], name=["p"])

@@ -11,17 +11,19 @@ from s2jax.hwmodel.egru import EGRUTrace, run_egru
 from s2jax.hwmodel.mapping import Mapping, Placement, map_to_cores
 from s2jax.hwmodel.program import ChipProgram, Layout, compile_network
 from s2jax.hwmodel.simulator import (
+    MAX_RUN_BYTES,
     Simulator,
     SpikeTimes,
     SpiNNaker2Chip,
     SpiNNcloud48NodeBoard,
     Trace,
+    check_run_size,
     run,
     spike_list_inputs,
     time_done_estimates,
     to_volts,
 )
 
-__all__ = ["ChipProgram", "CostEstimate", "EGRUTrace", "Layout", "Mapping", "Placement", "Simulator", "SpikeTimes",
-           "SpiNNaker2Chip", "SpiNNcloud48NodeBoard", "Trace", "compile_network", "estimate_cost", "map_to_cores",
+__all__ = ["MAX_RUN_BYTES", "ChipProgram", "CostEstimate", "EGRUTrace", "Layout", "Mapping", "Placement", "Simulator", "SpikeTimes",
+           "SpiNNaker2Chip", "SpiNNcloud48NodeBoard", "Trace", "check_run_size", "compile_network", "estimate_cost", "map_to_cores",
            "mla", "run", "run_egru", "spike_list_inputs", "time_done_estimates", "to_volts"]
