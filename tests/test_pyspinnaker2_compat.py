@@ -15,7 +15,7 @@ import pytest
 from s2jax import helpers
 from s2jax import hwmodel as hardware
 from s2jax import qnet as snn
-from s2jax.hwmodel import simulator
+from s2jax.hwmodel import hardware as front_door
 from s2jax.hwmodel.cost import estimate_cost
 from s2jax.hwmodel.mapping import Mapping, map_to_cores
 
@@ -219,7 +219,7 @@ def test_pyspinnaker2_hardware_keywords_are_accepted_and_checked():
     ({"make_clean": True, "sys_tick": 1e-3}, "'make_clean', 'sys_tick'"),
 ])
 def test_unknown_run_keywords_are_refused_by_name_before_running(kwargs, named, monkeypatch):
-    monkeypatch.setattr(simulator, "run", lambda *a, **k: pytest.fail("simulated despite a bad keyword"))
+    monkeypatch.setattr(front_door, "run", lambda *a, **k: pytest.fail("simulated despite a bad keyword"))
     net, _ = small_net()
     with pytest.raises(ValueError, match=f"unknown keyword argument.*{named}"):
         hardware.SpiNNaker2Chip().run(net, 5, **kwargs)
@@ -252,8 +252,8 @@ def test_mapping_only_maps_and_does_not_simulate(monkeypatch, capsys):
     hw = hardware.SpiNNaker2Chip(eth_ip="192.168.1.2")
     hw.run(net, 5)
     assert pop.get_spikes() == {0: [2]}  # a real run first: its results must not survive
-    monkeypatch.setattr(simulator, "run", lambda *a, **k: pytest.fail("mapping_only simulated"))
-    monkeypatch.setattr(simulator, "compile_network", lambda *a, **k: pytest.fail("mapping_only compiled"))
+    monkeypatch.setattr(front_door, "run", lambda *a, **k: pytest.fail("mapping_only simulated"))
+    monkeypatch.setattr(front_door, "compile_network", lambda *a, **k: pytest.fail("mapping_only compiled"))
     mapping = hw.run(net, 5, mapping_only=True)
     assert isinstance(mapping, Mapping) and hw.last_mapping is mapping
     assert (mapping.pes, mapping.chips) == (2, 1)
@@ -442,7 +442,7 @@ def test_unsupported_helpers_are_refused_by_name():
 # --- sizes ------------------------------------------------------------------------------------------
 
 def test_huge_runs_are_refused_before_anything_is_allocated(monkeypatch):
-    monkeypatch.setattr(simulator, "compile_network", lambda *a, **k: pytest.fail("compiled a refused run"))
+    monkeypatch.setattr(front_door, "compile_network", lambda *a, **k: pytest.fail("compiled a refused run"))
     net, _ = small_net(record=["spikes", "v"])
     with pytest.raises(ValueError, match="a run of 1,000,000,000 timesteps .* over the limit"):
         hardware.SpiNNaker2Chip().run(net, 10**9)

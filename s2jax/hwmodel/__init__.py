@@ -10,19 +10,14 @@ from s2jax.hwmodel.cost import CostEstimate, estimate_cost
 from s2jax.hwmodel.egru import EGRUTrace, run_egru
 from s2jax.hwmodel.mapping import Mapping, Placement, map_to_cores
 from s2jax.hwmodel.program import ChipProgram, Layout, compile_network
-from s2jax.hwmodel.simulator import (
-    MAX_RUN_BYTES,
+from s2jax.hwmodel.hardware import (
     Simulator,
     SpikeTimes,
     SpiNNaker2Chip,
     SpiNNcloud48NodeBoard,
-    Trace,
-    check_run_size,
-    run,
-    spike_list_inputs,
     time_done_estimates,
-    to_volts,
 )
+from s2jax.hwmodel.simulator import MAX_RUN_BYTES, Trace, check_run_size, run, spike_list_inputs, to_volts
 
 __all__ = ["MAX_RUN_BYTES", "ChipProgram", "CostEstimate", "EGRUTrace", "Layout", "Mapping", "Placement", "Simulator", "SpikeTimes",
            "SpiNNaker2Chip", "SpiNNcloud48NodeBoard", "Trace", "check_run_size", "compile_network", "estimate_cost", "map_to_cores",
