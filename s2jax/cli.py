@@ -42,8 +42,25 @@ def _positive_int(text):
     return value
 
 
+def _demo_count(limit_name: str):
+    """An argparse type: a positive integer at most ``s2jax.recipes.dqn.<limit_name>``."""
+
+    def parse(text):
+        value = _positive_int(text)
+        from s2jax.recipes import dqn
+
+        limit = getattr(dqn, limit_name)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{value:,} exceeds the limit of {limit:,} (dqn.{limit_name})")
+        return value
+
+    parse.__name__ = "bounded positive integer"
+    return parse
+
+
 def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: str = "subtract"):
-    """A ``qnet.Network`` from a bundle folder, a board image or a NIR file (told apart by content)."""
+    """A ``qnet.Network`` from a bundle folder, a board image or a NIR file (told apart by content).
+    Devices, FIFOs and sockets are refused by name before they are opened."""
     from s2jax.export import image, pyspinnaker2
     from s2jax.export import nir as s2nir
 
@@ -56,6 +73,12 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
                                     f"{path / pyspinnaker2.NETWORK_FILE} is missing (write one with "
                                     f"s2jax export --to pyspinnaker2)")
         return pyspinnaker2.load_pyspinnaker2(path)
+    from s2jax.fileio import special_file_kind
+
+    kind = special_file_kind(path)
+    if kind:  # never opened: reading a FIFO would block forever
+        raise ValueError(f"{path}: is {kind}, not a regular file (a NIR file, board image or bundle folder "
+                         f"was expected)")
     with open(path, "rb") as f:
         head = f.read(len(image.MAGIC))
     if head == image.MAGIC:
@@ -64,12 +87,18 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
 
 
 def _check_out_folder(out: Path):
-    """The folder ``out`` goes into must exist (named in the error, not a temporary file)."""
+    """The folder ``out`` goes into must exist (named in the error, not a temporary file), and
+    ``out`` must not be a device, FIFO or socket (never replaced)."""
+    from s2jax.fileio import special_file_kind
+
     folder = out.parent
     if not folder.exists():
         raise FileNotFoundError(f"{out}: the folder {folder} does not exist (create it first)")
     if not folder.is_dir():
         raise NotADirectoryError(f"{out}: {folder} is not a folder")
+    kind = special_file_kind(out)
+    if kind:
+        raise FileExistsError(f"{out}: exists and is {kind}, not a regular file; refusing to replace it")
 
 
 def _weight_report(net) -> str | None:
@@ -131,9 +160,9 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
     out = Path(args.out)
-    _check_out_folder(out)
+    _check_out_folder(out)  # before the (possibly long) import
+    net = load_network(args.file, dt=args.dt, integrator=args.integrator, reset=args.reset)
     if args.to == "image":
         from s2jax.export import image
 
@@ -184,6 +213,9 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a folder; --out names the folder the demo writes into")
     from s2jax.recipes import dqn
     from s2jax.recipes.dqn_pipeline import PRESETS, format_table, run_pipeline
 
@@ -224,9 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "it (NIR, py-spinnaker2 bundle, board image) and print one table.")
     d.add_argument("--env", default="CartPole-v1", help="gymnax environment (presets: CartPole-v1, Acrobot-v1)")
     d.add_argument("--out", default="s2jax-demo", help="output folder (default s2jax-demo/)")
-    d.add_argument("--steps", type=_positive_int, help="float training env steps (default: the preset's)")
-    d.add_argument("--qat-steps", type=_positive_int, default=50_000, help="fine-tuning env steps (default 50000)")
-    d.add_argument("--episodes", type=_positive_int, help="greedy evaluation episodes (default 100)")
+    d.add_argument("--steps", type=_demo_count("MAX_STEPS"),
+                   help="float training env steps (default: the preset's; at most 10^9)")
+    d.add_argument("--qat-steps", type=_demo_count("MAX_STEPS"), default=50_000,
+                   help="fine-tuning env steps (default 50000; at most 10^9)")
+    d.add_argument("--episodes", type=_demo_count("MAX_EVAL_EPISODES"),
+                   help="greedy evaluation episodes (default 100; at most 100000)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--profile", choices=["float32", "fixed"], default="float32", help="chip numerics")
     d.add_argument("--resume", action="store_true", help="reuse checkpoints in --out whose settings match")

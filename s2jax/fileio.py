@@ -20,6 +20,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 __all__ = [
     "FileFormatError",
     "MAX_FILE_BYTES",
+    "special_file_kind",
     "atomic_write",
     "fsync_folder",
     "atomic_write_text",
@@ -51,6 +53,24 @@ class FileFormatError(ValueError):
     The message starts with the file's path."""
 
 
+def special_file_kind(path) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a folder ("a named pipe
+    (FIFO)", "a character device", "a block device", "a socket", ...), else None (symbolic links
+    followed). Readers check it before opening a user's file, since reading a FIFO blocks forever,
+    and :func:`atomic_write` before renaming over a target."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None  # missing or unreadable: the caller's own checks name that
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
 def _check_folder(path: Path):
     folder = path.parent
     if not folder.exists():
@@ -59,6 +79,9 @@ def _check_folder(path: Path):
         raise NotADirectoryError(f"{path}: {folder} is not a folder")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder, cannot write a file there")
+    kind = special_file_kind(path)
+    if kind:
+        raise FileExistsError(f"{path}: exists and is {kind}, not a regular file; refusing to replace it")
 
 
 def fsync_folder(folder) -> None:
@@ -78,7 +101,9 @@ def fsync_folder(folder) -> None:
 def atomic_write(path, write) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, sync it to disk, rename it to
     ``path``; returns ``path``. On any error (including in ``write``) the temporary file is removed
-    and ``path`` is untouched. A missing target folder is an error that names it."""
+    and ``path`` is untouched. A missing target folder is an error that names it, and so is a target
+    that exists but is not a regular file (a folder, a device, a FIFO, a socket), which is never
+    replaced."""
     path = Path(path)
     _check_folder(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
@@ -126,15 +151,21 @@ def save_npz(path, arrays: dict) -> Path:
 
 
 def _size_of(path: Path, what: str) -> int:
+    """The size of a regular file, refusing a missing path, a folder, and devices, FIFOs and sockets
+    (never opened: reading a FIFO would block)."""
     if not path.exists():
         raise FileFormatError(f"{path}: no such {what}")
     if path.is_dir():
         raise FileFormatError(f"{path}: is a folder, expected a {what}")
+    kind = special_file_kind(path)
+    if kind:
+        raise FileFormatError(f"{path}: is {kind}, not a regular file; expected a {what}")
     return path.stat().st_size
 
 
 def read_bytes(path, *, what: str = "file", max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path``, refusing a missing file, a folder or one larger than ``max_bytes``."""
+    """The bytes of ``path``, refusing a missing file, a folder, a device / FIFO / socket or a file
+    larger than ``max_bytes``."""
     path = Path(path)
     size = _size_of(path, what)
     if size > max_bytes:
@@ -169,13 +200,15 @@ def _json_name(t: type) -> str:
 
 
 def load_npz(path, *, what: str = "array file", max_bytes: int = MAX_FILE_BYTES,
-             keys: set | None = None) -> dict[str, np.ndarray]:
+             keys: set | None = None, check_header=None) -> dict[str, np.ndarray]:
     """``{name: array}`` of an ``.npz`` without pickle, checked before anything is allocated.
 
     Refuses: a missing, empty, truncated or corrupt file (CRC), a member that is not an ``.npy``
     array, object dtypes, and arrays whose header declares more than ``max_bytes`` in total (the
     header is read and checked first, so a file claiming 2^40 elements costs nothing). With
-    ``keys``, names outside that set are refused.
+    ``keys``, names outside that set are refused. With ``check_header``, it is called as
+    ``check_header(name, shape, dtype)`` for each array from its header, before the array is read
+    (it raises :class:`FileFormatError` to refuse one, e.g. more rows than a format allows).
     """
     path = Path(path)
     size = _size_of(path, what)
@@ -210,6 +243,8 @@ def load_npz(path, *, what: str = "array file", max_bytes: int = MAX_FILE_BYTES,
                             f"{path}: array {key!r} declares shape {shape} of {dtype} ({nbytes:,} bytes), more "
                             f"than the file holds or the limit of {max_bytes:,} bytes allows")
                     budget -= nbytes
+                    if check_header is not None:
+                        check_header(key, shape, dtype)
                 with zf.open(info) as f:
                     out[key] = np.lib.format.read_array(f, allow_pickle=False)
     except FileFormatError:

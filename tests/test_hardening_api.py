@@ -481,3 +481,66 @@ def test_cost_estimate_of_a_mutated_size_is_a_clear_error():
     net.population("hid").size = HUGE
     msg = bounded(lambda: hwmodel.estimate_cost(net))
     assert "population 'hid': size 4,294,967,295 exceeds the limit of 16,777,216" in msg
+
+
+# --- synapse, spike and name limits of the qnet constructors -------------------------------------------
+
+
+def test_a_projection_with_more_rows_than_max_synapses_is_refused_before_copying():
+    stim, hid = small_net().populations
+    rows = np.broadcast_to(np.zeros(4, np.int8), (snn.MAX_SYNAPSES + 1, 4))  # no memory behind it
+    msg = bounded(lambda: snn.Projection(stim, hid, rows))
+    assert "projection 'in' -> 'hid'" in msg and "16,777,217 synapses exceed the limit of 16,777,216" in msg
+    assert "MAX_SYNAPSES" in msg
+
+
+def test_a_conv_kernel_with_more_weights_than_max_synapses_is_refused_before_copying():
+    pre = snn.Population(4, "spike_list", name="pre")
+    post = snn.Population(4, "lif_conv2d", name="post")
+    kernel = np.broadcast_to(np.zeros(1, np.int8), (1, snn.MAX_SYNAPSES + 1, 1, 1))
+    msg = bounded(lambda: snn.Conv2DProjection(pre, post, kernel, {"in_height": 2, "in_width": 2}))
+    assert "conv projection 'pre' -> 'post': kernel: 16,777,217 synapses" in msg and "MAX_SYNAPSES" in msg
+
+
+@pytest.mark.parametrize("ticks", [range(2**23 + 1), range(10**15), np.zeros(2**23 + 1, np.int32)],
+                         ids=["range", "huge range", "array"])
+def test_a_spike_list_with_more_entries_than_max_spikes_is_refused_before_looping(ticks):
+    msg = bounded(lambda: snn.Population(2, "spike_list", {0: ticks}, name="src"))
+    assert "population 'src': spike_list:" in msg and f"exceed the limit of {snn.MAX_SPIKES:,}" in msg
+    assert "MAX_SPIKES" in msg
+
+
+def test_set_spike_times_and_set_params_check_the_spike_count():
+    src = snn.Population(3, "spike_list", {0: [1]}, name="src")
+    half = range(snn.MAX_SPIKES // 2 + 1)
+    for change in (lambda: src.set_spike_times({0: half, 1: half}), lambda: src.set_params({0: half, 2: half})):
+        assert "exceed the limit of 8,388,608 per spike_list population (MAX_SPIKES)" in bounded(change)
+    assert src.params == {0: [1]}
+
+
+def test_integer_tick_arrays_are_checked_without_a_loop_per_tick():
+    ticks = np.arange(300_000, 0, -1, dtype=np.int64)
+    t0 = time.perf_counter()
+    src = snn.Population(1, "spike_list", {0: np.concatenate([ticks, ticks])}, name="src")
+    assert time.perf_counter() - t0 < 5 and src.params[0][:3] == [1, 2, 3] and len(src.params[0]) == 300_000
+    for bad in (np.array([3, -1]), np.array([2**31], np.int64)):
+        with pytest.raises(ValueError, match=r"spike ticks of neuron 0 must be non-negative integers"):
+            snn.Population(1, "spike_list", {0: bad}, name="src")
+
+
+def test_a_50mb_name_is_refused_quickly_and_shown_cut():
+    name = "n" * 50_000_000
+    for make in (lambda: snn.Network(name), lambda: snn.Population(2, "lif", name=name)):
+        msg = bounded(make)
+        assert "50,000,000 characters, over the limit of 256 (MAX_NAME_LENGTH)" in msg and len(msg) < 300
+    stim, hid = small_net().populations
+    assert "MAX_NAME_LENGTH" in bounded(lambda: snn.Projection(stim, hid, [], name=name))
+    assert snn.Network("x" * snn.MAX_NAME_LENGTH).name == "x" * 256
+
+
+@pytest.mark.parametrize("name", ["bad\udc80", "\ud800"], ids=repr)
+def test_a_name_that_is_not_utf8_encodable_is_refused(name):
+    for make in (lambda: snn.Network(name), lambda: snn.Population(2, "spike_list", name=name)):
+        msg = bounded(make)
+        assert "cannot be encoded as UTF-8" in msg and "surrogate" in msg
+    assert snn.Network("Ünïcødé ✓ 🧠").name == "Ünïcødé ✓ 🧠"

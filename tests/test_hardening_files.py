@@ -659,3 +659,219 @@ def test_a_malformed_cache_file_is_rebuilt_with_a_warning(tmp_path, change):
         warnings.simplefilter("always")
         assert cache.load_cached(path, doc) is None
     assert "corrupt or truncated" in str(caught[0].message)
+
+
+# --- small compressed files that declare millions of rows (issue 11: no allocation beyond the limit) ---
+
+
+def _measured(fn, seconds=5.0, megabytes=64):
+    """The ValueError message of ``fn()``, raised quickly and with a small peak of traced allocations."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(ValueError) as info:
+            fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < seconds
+    assert peak < megabytes * 2**20, f"peak {peak:,} bytes"
+    return str(info.value)
+
+
+def _compressed_bundle(bundle, target: Path, key: str, shape: tuple, meta=KEEP) -> Path:
+    """A copy of the bundle whose arrays.npz (compressed, streamed: the test allocates nothing big)
+    replaces ``key`` with int8 zeros of ``shape``."""
+    import zipfile
+
+    _, folder, _, arrays = bundle
+    copy_bundle(folder, target, meta=meta)
+    with zipfile.ZipFile(target / ARRAYS_FILE, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            if name != key:
+                with zf.open(name + ".npy", "w") as f:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+        with zf.open(key + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|i1", "fortran_order": False, "shape": shape})
+            chunk, left = bytes(2**22), int(np.prod(shape))
+            while left:
+                f.write(chunk[:left])
+                left -= min(left, len(chunk))
+    assert (target / ARRAYS_FILE).stat().st_size < 2 * 2**20
+    return target
+
+
+def test_a_small_bundle_with_30m_spike_rows_is_refused_before_reading_them(bundle, tmp_path):
+    folder = _compressed_bundle(bundle, tmp_path / "b", "pop0.spike_times", (30_000_000, 2))
+    msg = _measured(lambda: load_pyspinnaker2(folder))
+    assert ARRAYS_FILE in msg and "'pop0.spike_times'" in msg and "30,000,000 rows" in msg
+    assert f"{snn.MAX_SPIKES:,} spike rows" in msg and "MAX_SPIKES" in msg
+
+
+def test_a_small_bundle_with_more_connection_rows_than_stated_is_refused_before_reading(bundle, tmp_path):
+    folder = _compressed_bundle(bundle, tmp_path / "b", "proj1.connections", (snn.MAX_SYNAPSES + 1, 4))
+    msg = _measured(lambda: load_pyspinnaker2(folder))
+    assert "'proj1.connections'" in msg and f"{snn.MAX_SYNAPSES + 1:,} rows" in msg and "4 rows" in msg
+
+
+def test_a_bundle_stating_more_synapses_than_the_limit_is_refused_from_network_json(bundle, tmp_path):
+    meta = json.loads(json.dumps(bundle[2]))
+    meta["projections"][1]["synapses"] = 40_000_000
+    meta["synapses"] += 40_000_000 - 4
+    target = _compressed_bundle(bundle, tmp_path / "b", "proj1.connections", (40_000_000, 4), meta=meta)
+    msg = _measured(lambda: load_pyspinnaker2(target))
+    assert NETWORK_FILE in msg and "got 40000000" in msg and f"{snn.MAX_SYNAPSES:,}" in msg and "MAX_SYNAPSES" in msg
+
+
+def test_a_bundle_with_many_spikes_rebuilds_them_without_a_loop_per_spike(tmp_path):
+    rng = np.random.default_rng(0)
+    ticks = {int(n): sorted(set(rng.integers(0, 10**6, 300).tolist())) for n in range(1000)}
+    src = snn.Population(1000, "spike_list", ticks, name="src")
+    net = snn.Network("many").add(src)
+    folder = to_pyspinnaker2(net, tmp_path / "b", timesteps=8)
+    import time
+
+    t0 = time.perf_counter()
+    back = load_pyspinnaker2(folder)
+    assert time.perf_counter() - t0 < 5
+    assert back.population("src").params == ticks and list(back.population("src").params) == list(ticks)
+
+
+# --- board images: spike and synapse counts checked before the per-spike work ---------------------------
+
+
+def _edit_image(path: Path, doc=None, spikes=None) -> Path:
+    """Rewrite a board image (valid CRCs): the network section's JSON ``doc`` (a dict or raw bytes)
+    and / or the spike pairs of PE 0."""
+    from s2jax.export import image_format as fmt
+
+    _, sections = fmt._sections(path.read_bytes(), str(path))
+    out = []
+    for kind, ident, body, _ in sections:
+        if kind == fmt.NETWORK and doc is not None:
+            body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        if kind == fmt.PE and ident == 0 and spikes is not None:
+            blocks = fmt._read_blocks(body, "pe")
+            blocks["spikes"] = spikes
+            body = b"".join(fmt._block(name, arr) for name, arr in blocks.items())
+        out.append((kind, ident, body))
+    path.write_bytes(fmt._pack(out, snn_spec()))
+    return path
+
+
+def snn_spec():
+    from s2jax.spec import SPINNAKER2
+
+    return SPINNAKER2
+
+
+def _image_doc(path: Path) -> dict:
+    from s2jax.export import image_format as fmt
+
+    _, sections = fmt._sections(path.read_bytes(), str(path))
+    return json.loads(next(body for kind, _, body, _ in sections if kind == fmt.NETWORK))
+
+
+def test_an_image_with_too_many_spike_pairs_is_refused_before_looping(tmp_path, monkeypatch):
+    """One neuron with more spike pairs than MAX_SPIKES (lowered here to keep the file small)."""
+    from s2jax.qnet import checks
+
+    path = tmp_path / "s.s2img"
+    save_image(small_network(), path)
+    pairs = np.stack([np.zeros(5000, "<u4"), np.arange(5000, dtype="<u4")], 1)
+    _edit_image(path, spikes=pairs)
+    monkeypatch.setattr(checks, "MAX_SPIKES", 1000)
+    with pytest.raises(ImageError, match=r"population 'img': 5,000 spike entries exceed the limit of 1,000 "
+                                         r"per spike_list population \(MAX_SPIKES\)") as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_an_image_with_many_spike_pairs_decodes_them_quickly(tmp_path):
+    """400,000 pairs for one neuron (within MAX_SPIKES): grouped without a loop per spike, so the
+    mapping check (this neuron needs a PE of its own) refuses the image quickly and in little memory."""
+    path = tmp_path / "s.s2img"
+    save_image(small_network(), path)
+    n = 400_000
+    pairs = np.stack([np.zeros(n, "<u4"), np.arange(n, dtype="<u4")], 1)
+    _edit_image(path, spikes=pairs)
+    msg = _measured(lambda: load_image(path), seconds=5.0, megabytes=64)
+    assert msg.startswith(f"{path}: the PE sections hold slices")
+
+
+def test_an_image_stating_more_synapses_than_the_limit_is_refused(tmp_path):
+    path = tmp_path / "s.s2img"
+    save_image(small_network(), path)
+    doc = _image_doc(path)
+    dense = next(jd for jd in doc["projections"] if jd["kind"] == "dense")
+    dense["synapses"] = snn.MAX_SYNAPSES + 1
+    _edit_image(path, doc=doc)
+    with pytest.raises(ImageError, match=r"16,777,217 synapses; expected 0 to 16,777,216 \(MAX_SYNAPSES"):
+        load_image(path)
+
+
+def test_an_image_whose_network_json_is_nested_too_deeply_names_the_file(tmp_path):
+    path = tmp_path / "s.s2img"
+    save_image(small_network(), path)
+    _edit_image(path, doc=b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(ImageError, match="nested too deeply") as info:
+        load_image(path)
+    assert str(info.value).startswith(f"{path}: network section")
+
+
+@pytest.mark.parametrize("name", ["n" * 300, "bad\udc80name"], ids=["long", "surrogate"])
+def test_an_image_or_bundle_with_an_unstorable_network_name_is_refused(bundle, tmp_path, name):
+    path = tmp_path / "s.s2img"
+    save_image(small_network(), path)
+    doc = _image_doc(path)
+    doc["name"] = name
+    _edit_image(path, doc=doc)
+    with pytest.raises(ImageError, match="MAX_NAME_LENGTH|UTF-8") as info:
+        load_image(path)
+    assert len(str(info.value)) < 1000
+    _, folder, meta, _ = bundle
+    target = copy_bundle(folder, tmp_path / "b", meta={**meta, "network": name})
+    with pytest.raises(FileFormatError, match="MAX_NAME_LENGTH|UTF-8"):
+        load_pyspinnaker2(target)
+
+
+# --- special files (FIFOs): refused by name, never opened, never replaced -------------------------
+
+
+def test_fileio_readers_refuse_a_fifo_by_name_without_opening_it(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+
+    def unblock():  # should a reader open the FIFO (a regression), end its read instead of hanging
+        with open(fifo, "wb"):
+            pass
+
+    writer = threading.Thread(target=unblock, daemon=True)
+    writer.start()
+    try:
+        for read in (fileio.read_bytes, fileio.load_json, fileio.load_npz):
+            with pytest.raises(FileFormatError, match="is a named pipe \\(FIFO\\), not a regular file") as info:
+                read(fifo)
+            assert str(info.value).startswith(str(fifo))
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(5)
+
+
+def test_atomic_write_never_replaces_a_fifo(tmp_path):
+    import stat
+
+    fifo = tmp_path / "out.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError, match="is a named pipe \\(FIFO\\), not a regular file") as info:
+        fileio.atomic_write_bytes(fifo, b"data")
+    assert str(info.value).startswith(str(fifo))
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temporary file left
+    assert fileio.special_file_kind(fifo) == "a named pipe (FIFO)"
+    assert fileio.special_file_kind(tmp_path) is None and fileio.special_file_kind(tmp_path / "missing") is None

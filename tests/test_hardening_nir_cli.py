@@ -467,7 +467,7 @@ def test_simulate_refuses_a_run_too_large_before_allocating(files, capsys):
 def test_a_pooled_dense_expansion_over_the_limit_is_refused_before_allocating(monkeypatch):
     from s2jax.export import nir_common
 
-    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 100)
+    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 250)  # the (3, 72) weight itself fits
     g = CASES["Flatten"]()
     assert from_nir(g).projections  # 3 x 8 and 8 x 18 fit
     nodes = {"input": nir.Input(np.array([2, 12, 12])),
@@ -478,4 +478,223 @@ def test_a_pooled_dense_expansion_over_the_limit_is_refused_before_allocating(mo
              "output": nir.Output(np.array([3]))}
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "pool"), ("pool", "flat"), ("flat", "w"), ("w", "lif"),
                                          ("lif", "output")], type_check=False)
-    refused(g, "'w'", "288 x 3", "exceeds the limit of 100")
+    refused(g, "'w'", "288 x 3", "exceeds the limit of 250")
+
+
+# --- 6. limits on weights, near-linear ordering, special files, demo flags -----------------------
+
+
+def dense_graph(n_in: int, n_out: int, weight=None) -> nir.NIRGraph:
+    """Input -> Linear -> LIF -> Output with an ``(n_out, n_in)`` float32 weight (zeros by default)."""
+    w = np.zeros((n_out, n_in), np.float32) if weight is None else weight
+    nodes = {"input": nir.Input(np.array([n_in])), "w": nir.Linear(weight=w),
+             "lif": nir.LIF(tau=np.full(n_out, 0.01), r=np.ones(n_out), v_leak=np.zeros(n_out),
+                            v_threshold=np.ones(n_out)),
+             "output": nir.Output(np.array([n_out]))}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "w"), ("w", "lif"), ("lif", "output")], type_check=False)
+
+
+def traced_peak(fn) -> int:
+    """Peak bytes traced (NumPy arrays included) while ``fn()`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_compressed_file_of_zero_weights_over_the_limit_is_refused_from_its_header(tmp_path, monkeypatch, capsys):
+    """A small gzip file declaring a big zero matrix (the 2 MB file of 20000 x 20000 zeros that
+    made `s2jax check` peak at 14.7 GB) is refused before its weights are read."""
+    from s2jax.export import nir_common
+
+    path = tmp_path / "zeros.nir"
+    nir.write(path, dense_graph(1000, 300))
+    assert path.stat().st_size < 100_000
+    from_nir(path)  # fits the real limit (and warms up the imports)
+    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 10_000)
+
+    def load():
+        with pytest.raises(NIRFileError, match=r"'node/nodes/w/weight' declares shape \(300, 1000\): 300,000 "
+                                               r"weights, over the limit of 10,000"):
+            from_nir(path)
+
+    assert traced_peak(load) < 300_000 * 4  # less than the float32 matrix itself
+    assert main(["check", str(path)]) == 2
+    assert "limit of 10,000" in one_error_line(capsys, "check")
+
+
+def test_a_weight_over_the_limit_in_memory_is_refused_before_any_conversion(monkeypatch):
+    from s2jax.export import nir_common
+
+    g = dense_graph(1000, 300)
+    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 10_000)
+    peak = traced_peak(lambda: refused(g, "Linear node 'w'", "(300, 1000)", "300,000 entries", "limit of 10,000"))
+    assert peak < 300_000 * 4
+
+
+def test_the_import_makes_no_float64_copies_of_the_whole_matrix():
+    """Quantizing an (n_out, n_in) float32 matrix needs one float64 array of it (the integers), not
+    the four-plus the conversion used to allocate (max |W|, scaled, rounded, clipped count, errors)."""
+    w = np.zeros((1000, 1000), np.float32)
+    w[::7, ::13] = 0.5
+    g = dense_graph(1000, 1000, w)
+    from_nir(dense_graph(4, 4, np.ones((4, 4), np.float32)))  # warm up
+    nets = []
+    peak = traced_peak(lambda: nets.append(from_nir(g)))
+    assert peak < 2 * 8 * w.size, f"{peak / (8 * w.size):.2f} float64 copies"
+    (proj,) = nets[0].projections
+    assert proj.weights.size == np.count_nonzero(w) and set(proj.weights.tolist()) == {127}
+    (report,) = nets[0].nir_weight_report
+    assert report.weights == w.size and report.max_abs_error == 0 and report.clipped == 0
+
+
+def test_exporting_a_projection_whose_dense_matrix_is_over_the_limit_is_refused(monkeypatch):
+    from s2jax.export import nir_common
+
+    net = snn.Network("big").add(
+        a := snn.Population(200, "spike_list", {0: [1]}, name="a"),
+        b := snn.Population(100, "lif", {"threshold": 8.0}, name="b"),
+        snn.Projection(a, b, [[0, 0, 5, 0]]))
+    monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 10_000)
+    with pytest.raises(ValueError, match=r"100 x 200 = 20,000 entries exceeds the limit of 10,000"):
+        to_nir(net)
+
+
+def chain_graph(layers: int) -> nir.NIRGraph:
+    nodes, edges, prev = {"input": nir.Input(np.array([2]))}, [], "input"
+    for k in range(layers):
+        nodes[f"w{k}"] = nir.Linear(weight=np.ones((2, 2)))
+        nodes[f"l{k}"] = nir.LIF(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
+        edges += [(prev, f"w{k}"), (f"w{k}", f"l{k}")]
+        prev = f"l{k}"
+    nodes["output"] = nir.Output(np.array([2]))
+    return nir.NIRGraph(nodes=nodes, edges=edges + [(prev, "output")], type_check=False)
+
+
+def test_a_2000_layer_chain_orders_in_well_under_a_second():
+    """The ordering used to rescan lists inside its loop (cubic: 191 s for 3000 layers)."""
+    import time
+
+    from s2jax.export.nir_read import _order, _trace
+
+    g = chain_graph(2000)
+    syns, _ = _trace(g)
+    start = time.perf_counter()
+    order = _order(g, syns)
+    assert time.perf_counter() - start < 5
+    assert order == ["input"] + [f"l{k}" for k in range(2000)]
+
+
+def _order_by_definition(graph, syns) -> list:
+    """The ordering rule spelled out (quadratic and more): inputs first, then repeatedly the smallest
+    name whose sources are placed, or, in a cycle, the smallest name not yet placed."""
+    names = sorted(graph.nodes)
+    preds = {n: {s.source for s in syns if s.target == n and s.source != n} for n in names}
+    out: list = []
+    while len(out) < len(names):
+        ready = [n for n in names if n not in out and preds[n] <= set(out)]
+        out.append(ready[0] if ready else next(n for n in names if n not in out))
+    inputs = [n for n in out if isinstance(graph.nodes[n], nir.Input)]
+    return inputs + [n for n in out if n not in inputs]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_fast_ordering_keeps_the_order_of_the_rule(seed):
+    from types import SimpleNamespace
+
+    from s2jax.export.nir_read import _order
+
+    rng = np.random.default_rng(seed)
+    lif = nir.LIF(tau=np.ones(1), r=np.ones(1), v_leak=np.zeros(1), v_threshold=np.ones(1))
+    names = sorted({f"n{k}" for k in rng.integers(0, 20, size=rng.integers(2, 10))})
+    nodes = {n: nir.Input(np.array([1])) if rng.random() < 0.3 else lif for n in names}
+    targets = [n for n in names if nodes[n] is lif] or [names[0]]
+    nodes[targets[0]] = lif
+    syns = [SimpleNamespace(source=str(rng.choice(names)), target=str(rng.choice(targets)))
+            for _ in range(rng.integers(0, 15))]
+    graph = SimpleNamespace(nodes=nodes)
+    assert _order(graph, syns) == _order_by_definition(graph, syns)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe; should the code under test open it (a regression), a writer opens and closes
+    its end, so the read ends instead of hanging the test suite."""
+    import os
+    import threading
+
+    path = tmp_path / "p.nir"
+    os.mkfifo(path)
+
+    def unblock():
+        with open(path, "wb"):
+            pass
+
+    writer = threading.Thread(target=unblock, daemon=True)
+    writer.start()
+    yield path
+    os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # releases the writer if nobody read
+    writer.join(5)
+
+
+def test_cli_refuses_a_fifo_by_name_without_opening_it(fifo, capsys):
+    for command in ("check", "inspect"):
+        assert main([command, str(fifo)]) == 2
+        line = one_error_line(capsys, command)
+        assert str(fifo) in line and "named pipe (FIFO)" in line and "not a regular file" in line
+
+
+def test_from_nir_refuses_a_fifo_by_name(fifo):
+    with pytest.raises(NIRFileError, match="named pipe") as info:
+        from_nir(fifo)
+    assert str(info.value).startswith(str(fifo))
+
+
+@pytest.mark.parametrize("to", ["image", "nir", "pyspinnaker2"])
+def test_export_never_replaces_a_fifo(to, files, fifo, capsys):
+    import stat
+
+    assert main(["export", str(files / "net.s2img"), "--to", to, "--out", str(fifo)]) == 2
+    line = one_error_line(capsys, "export")
+    assert str(fifo) in line and "named pipe" in line
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--steps", "1000000000000000"], "argument --steps: 1,000,000,000,000,000 exceeds the limit of 1,000,000,000"),
+    (["--qat-steps", "1000000000000"], "argument --qat-steps: 1,000,000,000,000 exceeds the limit of 1,000,000,000"),
+    (["--episodes", "100001"], "argument --episodes: 100,001 exceeds the limit of 100,000"),
+    (["--steps", "0"], "expected a positive integer"),
+])
+def test_demo_counts_have_upper_bounds(argv, needle, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_demo_limits_hold_for_the_python_api_too():
+    from s2jax.recipes import dqn
+
+    with pytest.raises(ValueError, match=r"total_steps 1,000,000,000,000 exceeds the limit of 1,000,000,000"):
+        dqn.DQNConfig(total_steps=10**12)
+    with pytest.raises(ValueError, match=r"eval_episodes 200,000 exceeds the limit of 100,000"):
+        dqn.DQNConfig(eval_episodes=200_000)
+    with pytest.raises(ValueError, match=r"steps 1,000,000,000,000 exceeds the limit"):
+        dqn.chunk_plan(10**12, 16)
+    assert dqn.chunk_plan(dqn.MAX_STEPS, 16)[0] >= 1
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_demo_out_that_is_not_a_folder_is_one_clear_line(kind, tmp_path, capsys, request):
+    out = request.getfixturevalue("fifo") if kind == "fifo" else tmp_path / "taken"
+    if kind == "file":
+        out.write_text("x")
+    assert main(["demo", "--out", str(out), "--steps", "16", "--episodes", "1", "--qat-steps", "16"]) == 2
+    line = one_error_line(capsys, "demo")
+    assert str(out) in line and "is not a folder" in line

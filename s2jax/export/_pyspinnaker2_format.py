@@ -30,7 +30,6 @@ _POP_KEYS = {"name", "size", "neuron_model", "record", "max_atoms_per_core"}
 _NEURON_KEYS = _POP_KEYS | {"params", "array_params"}
 _PROJ_KEYS = {"pre", "post", "kind", "synapses"}
 _CONV_KEYS = _PROJ_KEYS | {"kernel_shape", "conv_params"}
-_MAX_SYNAPSES = 2**31 - 1  # rows of an int32-indexed connection table
 #: Most bytes the recordings rebuilt from results.npz may take (spikes and voltages of one population).
 MAX_RESULT_BYTES = fileio.MAX_FILE_BYTES
 
@@ -136,8 +135,8 @@ def _check_meta(path: Path, meta: dict) -> set[str]:
             if name not in names:
                 raise m.error(f"{where}[{end!r}] names population {name!r}, which is not in populations")
         kind = m.get(c, "kind", where, lambda v: v in ("projection", "conv2d"), '"projection" or "conv2d"')
-        synapses = m.get(c, "synapses", where, lambda v: _is_int(v, 0, _MAX_SYNAPSES),
-                         f"an integer in [0, {_MAX_SYNAPSES:,}]")
+        synapses = m.get(c, "synapses", where, lambda v: _is_int(v, 0, qnet.MAX_SYNAPSES),
+                         f"an integer in [0, {qnet.MAX_SYNAPSES:,}] (qnet.MAX_SYNAPSES, synapses per projection)")
         total += synapses
         if kind == "conv2d":
             m.keys(c, _CONV_KEYS, where)
@@ -156,6 +155,44 @@ def _check_meta(path: Path, meta: dict) -> set[str]:
     if stated != total:
         raise m.error(f"'synapses' says {stated:,} synapses but the projections list {total:,}")
     return expected
+
+
+def _header_check(path: Path, meta: dict):
+    """``check_header(name, shape, dtype)`` for :func:`s2jax.fileio.load_npz`: refuses an array of
+    arrays.npz whose header declares more elements than network.json (already checked) allows:
+    more than ``size`` values per population parameter or spike neuron list, more than :data:`~s2jax.qnet.MAX_SPIKES` spike rows,
+    more rows or weights than a projection's ``synapses``. Runs before the array is read, so a small
+    compressed file declaring millions of rows costs nothing."""
+    limits: dict[str, tuple[int, str]] = {}
+    for i, p in enumerate(meta["populations"]):
+        where = f"population {p['name']!r}"
+        if p["neuron_model"] in INPUT_MODELS:
+            limits[f"pop{i}.spike_neurons"] = (p["size"], f"the {p['size']:,} neurons of {where}")
+            spikes = f"{qnet.MAX_SPIKES:,} spike rows (neuron, tick) of {where} (qnet.MAX_SPIKES)"
+            limits[f"pop{i}.spike_times"] = (2 * qnet.MAX_SPIKES, spikes)
+        else:
+            for key in p["array_params"]:  # the exact shape (scalar or per neuron) is checked after reading
+                limits[f"pop{i}.{key}"] = (p["size"], f"{p['size']:,} values of parameter {key!r} of {where}")
+    for j, c in enumerate(meta["projections"]):
+        where = f"projection {c['pre']!r} -> {c['post']!r}"
+        if c["kind"] == "conv2d":
+            limits[f"proj{j}.kernel"] = (c["synapses"], f"the {c['synapses']:,} kernel weights of {where}")
+        else:
+            rows = f"{c['synapses']:,} rows [pre, post, weight, delay] of {where} ({NETWORK_FILE}'s synapses)"
+            limits[f"proj{j}.connections"] = (4 * c["synapses"], rows)
+
+    def check(key: str, shape: tuple, dtype) -> None:
+        if key not in limits:
+            return
+        limit, what = limits[key]
+        count = math.prod(shape)
+        rows = shape[0] if len(shape) == 2 and key.endswith(("spike_times", "connections")) else None
+        if count > limit:
+            stated = f"{rows:,} rows, " if rows is not None else ""
+            raise fileio.FileFormatError(f"{path}: array {key!r} declares shape {shape} ({stated}{count:,} values), "
+                                         f"more than the {what} allow; refused before reading it")
+
+    return check
 
 
 def _array(path: Path, arrays: dict, key: str, kinds: str, what: str) -> np.ndarray:

@@ -13,7 +13,8 @@ from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PA
                                        SPEC, ImageError, _block, _check_spec, _need, _one, _read_blocks,
                                        _routing_section, _sections, decode_words)
 from s2jax.hwmodel.mapping import MappingSizeError, map_to_cores
-from s2jax.qnet import CONV_KEYS, MAX_POPULATION_SIZE, Conv2DProjection, Network, Population, Projection
+from s2jax.qnet import (CONV_KEYS, MAX_POPULATION_SIZE, MAX_SYNAPSES, Conv2DProjection, Network, Population,
+                        Projection, spike_count_error)
 from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS, ChipSpec
 
 
@@ -24,6 +25,9 @@ def _network_doc(raw: bytes, path: str) -> dict:
         doc = json.loads(raw.decode("utf-8"))
     except ValueError as e:
         raise ImageError(f"{where} is not UTF-8 JSON ({e})") from e
+    except RecursionError:
+        raise ImageError(f"{where}: JSON nested too deeply for Python's parser (the format nests at most "
+                         f"4 levels)") from None
 
     def need(obj, key, kind, what):
         if not isinstance(obj, dict) or key not in obj:
@@ -55,7 +59,9 @@ def _network_doc(raw: bytes, path: str) -> dict:
             if not 0 <= need(jd, end, int, f"projection {k}") < len(pops):
                 raise ImageError(f"{where}: projection {k} {end} population {jd[end]}; expected < {len(pops)}")
         if kind == "dense":
-            need(jd, "synapses", int, f"projection {k}")
+            if not 0 <= need(jd, "synapses", int, f"projection {k}") <= MAX_SYNAPSES:
+                raise ImageError(f"{where}: projection {k} has {jd['synapses']:,} synapses; expected 0 to "
+                                 f"{MAX_SYNAPSES:,} (MAX_SYNAPSES, synapses per projection)")
         else:
             need(jd, "kernel_shape", list, f"projection {k}")
             need(jd, "conv_params", dict, f"projection {k}")
@@ -68,8 +74,10 @@ def _scalar_or_array(values: np.ndarray):
     return float(values[0]) if np.all(bits == bits[0]) else values.copy()
 
 
-def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
-    """Parameters, synapses (``(projection, pre, local post, weight, delay)``) and convs of one PE."""
+def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec, check_rows, max_convs: int):
+    """Parameters, synapses (``(projection, pre, local post, weight, delay)``) and convs of one PE.
+    ``check_rows(rows, where)`` checks the synapse rows before their words are decoded; at most
+    ``max_convs`` conv headers are read."""
     reset = int(_need(blocks, "reset", "<u4", where, 1, 1)[0, 0])
     modes = {v: k for k, v in RESET_CODES.items()}
     if reset not in modes:
@@ -84,6 +92,7 @@ def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
     if rows[:, 3].sum() != words.size:
         raise ImageError(f"{where}: rows announce {int(rows[:, 3].sum())} synapse words, the words block has "
                          f"{words.size}")
+    check_rows(rows, where)
     weight, delay, target = decode_words(words, spec, where)
     if target.size and target.max() >= n:
         raise ImageError(f"{where}: synapse target {int(target.max())}; expected < {n} (the slice size)")
@@ -91,6 +100,9 @@ def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
     convs = []
     if model == "lif_conv2d":
         head = _need(blocks, "conv", "<u4", where, None, len(CONV_COLUMNS)).astype(np.int64)
+        if len(head) > max_convs:
+            raise ImageError(f"{where}: {len(head):,} conv headers; the network section has {max_convs} conv "
+                             f"projection(s) into this population")
         kernels = _need(blocks, "kernels", "i1", where, 1, None)[0]
         sizes = [math.prod(int(x) for x in row[1:5]) for row in head]  # Python ints: no int64 overflow
         if sum(sizes) != kernels.size:
@@ -101,6 +113,13 @@ def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec):
     return params, synapses, convs
 
 
+def _spike_dict(pairs: np.ndarray) -> dict[int, np.ndarray]:
+    """``{neuron: ticks}`` of ``(neuron, tick)`` rows, grouped with one sort (no loop per spike)."""
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    neurons, starts = np.unique(pairs[:, 0], return_index=True)
+    return dict(zip(neurons.tolist(), np.split(pairs[:, 1], starts[1:])))
+
+
 def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict, path: str, spec: ChipSpec):
     """Rebuild population ``i`` from its PE slices; collect its incoming synapses and conv kernels."""
     bounds = [(a, b) for a, b, _, _ in slices]
@@ -109,23 +128,41 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
         raise ImageError(f"{path}: PE slices of population {pd['name']!r} are {bounds}; expected consecutive "
                          f"slices covering [0, {pd['size']})")
     model, params, columns = pd["model"], {}, {}
+    if model in INPUT_MODELS:  # count first: the spike rows become Python lists
+        entries = sum(blocks["spikes"].shape[0] for _, _, blocks, _ in slices if "spikes" in blocks)
+        error = spike_count_error(entries, f"population {pd['name']!r}")
+        if error:
+            raise ImageError(f"{path}: {error}; refused before reading them")
+    # Dense projections into this population: their pre population and the synapses still to find.
+    into = {k: jd for k, jd in enumerate(proj_docs) if jd["kind"] == "dense" and jd["post"] == i}
+    remaining = {k: jd["synapses"] for k, jd in into.items()}
+    max_convs = sum(1 for jd in proj_docs if jd["kind"] == "conv" and jd["post"] == i)
+
+    def check_rows(rows, where):
+        """Each row names a dense projection into population ``i`` from its pre population, and no
+        projection gets more synapse words than the network section states (before decoding)."""
+        for proj, src in {(int(a), int(b)) for a, b in np.unique(rows[:, :2], axis=0)}:
+            if proj not in into or into[proj]["pre"] != src:
+                raise ImageError(f"{where}: synapse row of projection {proj} from population {src}; "
+                                 f"expected a dense projection into population {i} from its pre population")
+        for proj in np.unique(rows[:, 0]).tolist():
+            remaining[proj] -= int(rows[rows[:, 0] == proj, 3].sum())
+            if remaining[proj] < 0:
+                raise ImageError(f"{where}: synapse rows of projection {proj} announce more words than its "
+                                 f"{into[proj]['synapses']:,} synapses in the network section")
+
+    spikes = []
     for start, stop, blocks, where in slices:
         if model in INPUT_MODELS:
             pairs = _need(blocks, "spikes", "<u4", where, None, 2).astype(np.int64)
             if pairs.size and pairs[:, 0].max() >= stop - start:
                 raise ImageError(f"{where}: spike_list neuron {int(pairs[:, 0].max())}; expected < {stop - start}")
-            for j, t in pairs:
-                params.setdefault(int(j) + start, []).append(int(t))
+            spikes.append(pairs + [start, 0])
         else:
-            local, (rows, k, pre, target, weight, delay), pe_convs = _neuron_slice(blocks, model, stop - start,
-                                                                                  where, spec)
+            local, (_, k, pre, target, weight, delay), pe_convs = _neuron_slice(
+                blocks, model, stop - start, where, spec, check_rows, max_convs)
             for key, value in local.items():
                 columns.setdefault(key, []).append(value)
-            for proj, src in rows[:, :2]:
-                jd = proj_docs[proj] if proj < len(proj_docs) else None
-                if jd is None or jd["kind"] != "dense" or jd["post"] != i or jd["pre"] != src:
-                    raise ImageError(f"{where}: synapse row of projection {int(proj)} from population {int(src)}; "
-                                     f"expected a dense projection into population {i} from its pre population")
             for proj in np.unique(k):
                 sel = k == proj
                 synapses[int(proj)].append(np.stack([pre[sel], target[sel] + start, weight[sel], delay[sel]], 1))
@@ -135,6 +172,8 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
                                      f"same population; expected identical copies")
         if blocks:
             raise ImageError(f"{where}: unexpected block(s) {sorted(blocks)} for model {model!r}")
+    if spikes:
+        params = _spike_dict(np.concatenate(spikes))
     if model not in INPUT_MODELS:
         modes = set(columns.pop("reset"))
         if len(modes) != 1:

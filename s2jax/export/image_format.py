@@ -237,9 +237,9 @@ def _check_spec(digest: bytes, written: bytes, spec: ChipSpec, path: str):
         return
     try:
         theirs, ours = json.loads(written), json.loads(spec_json(spec))
-        diff = [f"{k}: image {theirs.get(k)!r}, expected {ours.get(k)!r}"
+        diff = [f"{k}: image {theirs.get(k)!r:.60}, expected {ours.get(k)!r}"
                 for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-    except ValueError:
+    except (ValueError, RecursionError, AttributeError, TypeError):  # not a JSON object of fields
         diff = []
     raise ImageError(f"{path}: ChipSpec hash mismatch: the image was written for spec {digest.hex()[:16]}..., "
                      f"expected {expected.hex()[:16]}... (the spec passed to load_image); differing fields: "

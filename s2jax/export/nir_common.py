@@ -13,6 +13,7 @@ import numpy as np
 import nir
 from s2jax.fileio import FileFormatError
 from s2jax.qnet import MAX_POPULATION_SIZE
+from s2jax.qnet.checks import MAX_SYNAPSES
 
 FORMAT_VERSION = 1
 _P = "s2jax_"
@@ -152,15 +153,40 @@ def _shape(v, what: str, where: str, max_dims: int = 3) -> tuple:
     return dims
 
 
-#: Most entries of a dense ``(n_post, n_pre)`` weight matrix the NIR import builds (2^27: 1 GiB of
-#: float64), checked before it is allocated.
-MAX_DENSE_WEIGHTS = 2**27
+#: Most entries of one weight array of a NIR graph (a Linear / Affine matrix, a Conv2d kernel, the
+#: rows of s2jax ``connections`` metadata) and of a dense ``(n_post, n_pre)`` matrix that NIR import
+#: or export builds: :data:`s2jax.qnet.checks.MAX_SYNAPSES` (2^24), the synapse limit of one
+#: projection (128 MiB as float64). Checked from the HDF5 headers before a file's arrays are read,
+#: and before any conversion allocates. Tests lower it with ``monkeypatch``.
+MAX_DENSE_WEIGHTS = MAX_SYNAPSES
 
 
 def _check_dense(rows: int, cols: int, where: str) -> None:
+    """Refuse a ``rows x cols`` weight matrix over :data:`MAX_DENSE_WEIGHTS` (before allocating it)."""
     if rows * cols > MAX_DENSE_WEIGHTS:
         raise ValueError(f"{where}: a dense weight matrix of {rows:,} x {cols:,} = {rows * cols:,} entries "
                          f"exceeds the limit of {MAX_DENSE_WEIGHTS:,} (nir_common.MAX_DENSE_WEIGHTS)")
+
+
+def _check_weight_count(v, where: str) -> None:
+    """Refuse a weight array (of any shape) of more than :data:`MAX_DENSE_WEIGHTS` entries."""
+    shape = np.shape(v)
+    if math.prod(shape) > MAX_DENSE_WEIGHTS:
+        raise ValueError(f"{where}: weight of shape {shape} holds {math.prod(shape):,} entries, over the limit of "
+                         f"{MAX_DENSE_WEIGHTS:,} per weight node (nir_common.MAX_DENSE_WEIGHTS)")
+
+
+def _check_real(v, name: str, where: str) -> None:
+    """What :func:`_real` checks (real, finite numbers), without a float64 copy of ``v``."""
+    a = np.asarray(v)
+    if not _is_real(a):
+        raise ValueError(f"{where}: {name} must hold real numbers, got {a.dtype} values ({_show(v)})")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        _real(a, name, where)  # long double: finite values may still overflow float64
+    elif a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all():
+            raise ValueError(f"{where}: {name} must be finite, got {a[~finite].flat[0]}")
 
 
 def _need_int(md: dict, key: str, where: str, lo: int, hi: int) -> int:

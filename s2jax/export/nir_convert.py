@@ -101,8 +101,12 @@ def _weight_scale(graph, weights, limit: int, cfg: _Settings) -> float:
     """``limit / max|W|`` (or ``/ percentile(|W|, p)``) over the weight nodes; 1 when all are zero."""
     if not cfg.scale_weights or not weights:
         return 1.0
-    a = np.concatenate([np.abs(np.asarray(graph.nodes[w].weight, np.float64)).reshape(-1) for w in weights])
-    stat = a.max() if cfg.percentile is None or cfg.percentile == 100 else np.percentile(a, cfg.percentile)
+    if cfg.percentile is None or cfg.percentile == 100:  # max |W| without a copy of the weights
+        arrays = [np.asarray(graph.nodes[w].weight) for w in weights]
+        stat = max((max(abs(float(a.max())), abs(float(a.min()))) for a in arrays if a.size), default=0.0)
+    else:
+        a = np.concatenate([np.abs(np.asarray(graph.nodes[w].weight, np.float64)).reshape(-1) for w in weights])
+        stat = np.percentile(a, cfg.percentile)
     return float(limit / stat) if stat > 0 else 1.0
 
 
@@ -140,28 +144,40 @@ def format_weight_report(report) -> str:
     return "\n".join(lines)
 
 
+#: Weights converted at a time by the NIR import's quantization (bounds its float64 temporaries).
+_BLOCK = 2**16
+
+
 def _quantization(name: str, s: _Synapse, w, q, w_scale: float, limit: int, clipped: int) -> WeightQuantization:
-    err = np.abs(np.asarray(q, np.float64) / w_scale - np.asarray(w, np.float64)).reshape(-1)
-    return WeightQuantization(name, s.source, s.target, float(w_scale), int(limit), int(err.size),
-                              float(err.max(initial=0.0)), float(err.mean()) if err.size else 0.0, int(clipped))
+    """The report of one weight node; the errors are summed :data:`_BLOCK` weights at a time, so no
+    float64 copy of the whole matrix is made."""
+    qf, wf = np.asarray(q).reshape(-1), np.asarray(w).reshape(-1)
+    worst, total = 0.0, 0.0
+    for a in range(0, qf.size, _BLOCK):
+        err = np.abs(qf[a:a + _BLOCK].astype(np.float64) / w_scale - wf[a:a + _BLOCK])
+        worst, total = max(worst, float(err.max())), total + float(err.sum())
+    return WeightQuantization(name, s.source, s.target, float(w_scale), int(limit), int(qf.size), worst,
+                              total / qf.size if qf.size else 0.0, int(clipped))
 
 
-def _clipped(w, w_scale: float, limit: int, cfg: _Settings) -> int:
-    """How many weights ``_integer_weights`` saturates at +-limit."""
-    return int(np.count_nonzero(np.abs(round_host(np.asarray(w, np.float64) * w_scale, cfg.rounding)) > limit))
-
-
-def _integer_weights(w, w_scale: float, limit: int, cfg: _Settings, where: str) -> np.ndarray:
-    """``round(W w_scale)`` with ``cfg.rounding``; percentile scaling saturates at +-limit on purpose."""
-    x = np.asarray(w, np.float64) * w_scale
-    q = round_host(x, cfg.rounding)
+def _integer_weights(w, w_scale: float, limit: int, cfg: _Settings, where: str) -> tuple[np.ndarray, int]:
+    """``round(W w_scale)`` with ``cfg.rounding`` (float64, one array beside ``w``) and how many of
+    them saturate at +-limit: percentile scaling clips them on purpose, otherwise one is an error."""
+    w = np.asarray(w)
+    q = np.empty(w.shape, np.float64)
+    wf, qf = w.reshape(-1), q.reshape(-1)  # qf is a view of q
+    for a in range(0, wf.size, _BLOCK):  # no float64 temporaries of the whole matrix
+        qf[a:a + _BLOCK] = round_host(np.multiply(wf[a:a + _BLOCK], w_scale, dtype=np.float64), cfg.rounding)
+    bad = q > limit
+    bad |= q < -limit
+    clipped = int(np.count_nonzero(bad))
     if cfg.scale_weights and cfg.percentile not in (None, 100):
-        return np.clip(q, -limit, limit)
-    bad = np.abs(q) > limit
-    if np.any(bad):
-        raise ValueError(f"{where}: weight {x[bad].flat[0]:g} (= {np.asarray(w)[bad].flat[0]:g} x {w_scale:g}) "
+        return np.clip(q, -limit, limit, out=q), clipped
+    if clipped:
+        w0 = float(np.asarray(w)[bad].flat[0])
+        raise ValueError(f"{where}: weight {w0 * w_scale:g} (= {w0:g} x {w_scale:g}) "
                          f"outside [-{limit}, {limit}]" + ("" if cfg.scale_weights else "; pass scale_weights=True"))
-    return q
+    return q, 0
 
 
 def _dense_matrix(graph, s: _Synapse) -> np.ndarray:
@@ -201,13 +217,16 @@ def _chip_model(graph, name, syns_in) -> str:
 
 def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
     order = _order(graph, syns)
+    into: dict = {}
+    for s in syns:
+        into.setdefault(s.target, []).append(s)
     pops, scales, net = {}, {}, qnet.Network()
     for name in order:
         node = graph.nodes[name]
         if isinstance(node, nir.Input):
             pops[name] = qnet.Population(math.prod(_source_shape(name, node)), "spike_list", name=name, record=[])
             continue
-        syns_in = [s for s in syns if s.target == name]
+        syns_in = into.get(name, [])
         model = _chip_model(graph, name, syns_in)
         lo, hi = cfg.spec.weight_range(model)
         limit = min(-lo, hi)
@@ -222,18 +241,19 @@ def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
         pops[name], scales[name] = pop, (w_scale, limit)
     net.add(*(pops[n] for n in order))
     report = []
-    for s in sorted(syns, key=lambda s: (order.index(s.target), order.index(s.source), s.weight)):
+    rank = {n: i for i, n in enumerate(order)}
+    for s in sorted(syns, key=lambda s: (rank[s.target], rank[s.source], s.weight)):
         pre, post = pops[s.source], pops[s.target]
         w_scale, limit = scales[s.target]
         node = graph.nodes[s.weight]
         where = f"{_kind(node)} node {s.weight!r} ({s.source!r} -> {s.target!r})"
-        w = np.asarray(node.weight, np.float64)
-        q = _integer_weights(w, w_scale, limit, cfg, where)  # the node's own weights, for the report
-        report.append(_quantization(s.weight, s, w, q, w_scale, limit, _clipped(w, w_scale, limit, cfg)))
+        w = np.asarray(node.weight)  # as stored (float32 from a file): no float64 copy kept
+        q, clipped = _integer_weights(w, w_scale, limit, cfg, where)  # the node's own weights, for the report
+        report.append(_quantization(s.weight, s, w, q, w_scale, limit, clipped))
         if isinstance(node, nir.Conv2d):
             net.add(qnet.Conv2DProjection(pre, post, np.swapaxes(q, 0, 1), _conv_params(graph, s), spec=cfg.spec))
         else:
-            m = q.T if s.pool == (1, 1) else _integer_weights(_dense_matrix(graph, s), w_scale, limit, cfg, where)
+            m = q.T if s.pool == (1, 1) else _integer_weights(_dense_matrix(graph, s), w_scale, limit, cfg, where)[0]
             i, j = np.nonzero(m)
             net.add(qnet.Projection(pre, post, np.stack([i, j, m[i, j], np.zeros_like(i)], axis=1), spec=cfg.spec))
     net.nir_weight_report = tuple(report)
@@ -250,22 +270,28 @@ def _convert_model(graph, syns, cfg: _Settings):
     inputs = [n for n in order if isinstance(graph.nodes[n], nir.Input)]
     if len(inputs) != 1:
         raise ValueError(f"output='model' needs exactly one Input node, the graph has {inputs}")
-    chain, prev = [], inputs[0]
+    by_source: dict = {}
+    by_target: dict = {}
+    for s in syns:
+        by_source.setdefault(s.source, []).append(s)
+        by_target.setdefault(s.target, []).append(s)
+    chain, prev, on_chain = [], inputs[0], set()
     while True:
-        out = [s for s in syns if s.source == prev]
+        out = by_source.get(prev, [])
         if not out:
             break
         if len(out) > 1:
             raise ValueError(f"output='model' builds a layer stack, but node {prev!r} feeds "
                              f"{[s.target for s in out]}; use output='qnet' for general graphs")
         s = out[0]
-        into = [x for x in syns if x.target == s.target]
-        if len(into) > 1 or any(c.target == s.target for c in chain):
+        into = by_target.get(s.target, [])
+        if len(into) > 1 or s.target in on_chain:
             raise ValueError(f"output='model': node {s.target!r} has {len(into)} inputs or closes a loop; "
                              f"a layers.SNN is a feed-forward chain (use output='qnet')")
         chain.append(s)
+        on_chain.add(s.target)
         prev = s.target
-    stray = [n for n in order if n not in inputs and n not in {c.target for c in chain}]
+    stray = [n for n in order if n not in inputs and n not in on_chain]
     if stray:
         raise ValueError(f"output='model': neuron nodes {stray} are not on the chain from {inputs[0]!r}")
     layers, rngs = [], nnx.Rngs(0)

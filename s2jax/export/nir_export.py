@@ -10,7 +10,7 @@ import numpy as np
 
 import nir
 from s2jax import qnet
-from s2jax.export.nir_common import DIGEST_KEY, FORMAT_VERSION, QNET_PARAMS, _check_dt, _meta, graph_digest
+from s2jax.export.nir_common import DIGEST_KEY, FORMAT_VERSION, QNET_PARAMS, _check_dense, _check_dt, _meta, graph_digest
 from s2jax.spec import CUBA_MODELS, SPINNAKER2, ChipSpec
 
 NO_LEAK_TAU_TICKS = 2.0**26  # tau / dt written for alpha_decay == 1: float32(1 - 2^-26) == 1.0
@@ -206,6 +206,7 @@ def _qnet_to_nir(net: qnet.Network, dt: float, spec: ChipSpec) -> nir.NIRGraph:
             b.edge(last, post)
             continue
         md.update(_meta(connections=proj.connections.astype(np.int64)))
+        _check_dense(proj.post.size, proj.pre.size, f"{proj!r} (NIR has dense weights only)")
         w = np.zeros((proj.post.size, proj.pre.size), np.float64)
         np.add.at(w, (proj.post_idx, proj.pre_idx), proj.weights)
         name = b.fresh(f"{pre}_to_{post}")

@@ -3,6 +3,7 @@ and edges, and tracing every synapse path (source -> [SumPool2d] -> [Flatten] ->
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import pathlib
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import nir
-from s2jax.export.nir_common import (NEURON_NODES, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES, NIRFileError, _kind,
-                                     _integer, _pair, _real, _shape, _show, _text)
+from s2jax.export import nir_common
+from s2jax.export.nir_common import (NEURON_NODES, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES, NIRFileError, _check_real,
+                                     _check_weight_count, _integer, _kind, _pair, _shape, _show, _text)
+from s2jax.fileio import special_file_kind
 
 
 #: Most bytes of arrays a NIR file may declare, summed over its datasets (checked before reading).
@@ -23,7 +26,10 @@ MAX_NIR_OBJECTS = 1_000_000
 
 def _scan(f, p) -> None:
     """Refuse a file whose datasets declare more than :data:`MAX_NIR_ARRAY_BYTES` in total (shape
-    times item size from each header; nothing is read) or which holds too many objects."""
+    times item size from each header; nothing is read), which holds too many objects, or one of whose
+    ``weight`` datasets (or ``s2jax_connections`` rows) declares more than
+    :data:`~s2jax.export.nir_common.MAX_DENSE_WEIGHTS` entries: a compressed file of zeros cannot make
+    the import allocate beyond that limit."""
     import h5py
 
     seen = {"bytes": 0, "objects": 0}
@@ -36,6 +42,13 @@ def _scan(f, p) -> None:
             shape = obj.shape or ()
             nbytes = math.prod(shape) * max(obj.dtype.itemsize, 1)
             seen["bytes"] += nbytes
+            leaf = name.rsplit("/", 1)[-1]
+            counted = {"weight": ("weights", math.prod(shape)),
+                       "s2jax_connections": ("synapse rows", shape[0] if shape else 0)}.get(leaf, ("", 0))
+            if counted[1] > nir_common.MAX_DENSE_WEIGHTS:
+                raise NIRFileError(f"{p}: dataset {name!r} declares shape {shape}: {counted[1]:,} "
+                                   f"{counted[0]}, over the limit of "
+                                   f"{nir_common.MAX_DENSE_WEIGHTS:,} per weight node (nir_common.MAX_DENSE_WEIGHTS)")
             if seen["bytes"] > MAX_NIR_ARRAY_BYTES:
                 raise NIRFileError(f"{p}: dataset {name!r} declares shape {shape} of {obj.dtype} ({nbytes:,} "
                                    f"bytes); the file's arrays exceed the limit of {MAX_NIR_ARRAY_BYTES:,} bytes")
@@ -45,13 +58,16 @@ def _scan(f, p) -> None:
 
 def _read(path) -> nir.NIRGraph:
     """The graph of a NIR file, read without pickling. Every failure is a :class:`NIRFileError`
-    naming the file: missing, a folder, not HDF5, corrupt or truncated HDF5, no NIR graph inside,
+    naming the file: missing, a folder, a device / FIFO / socket (never opened), not HDF5, corrupt or truncated HDF5, no NIR graph inside,
     arrays declaring more than :data:`MAX_NIR_ARRAY_BYTES` (checked from the headers first)."""
     import h5py
 
     p = pathlib.Path(path)
     if not p.exists():
         raise NIRFileError(f"{p}: NIR file does not exist")
+    kind = special_file_kind(p)
+    if kind:
+        raise NIRFileError(f"{p}: is {kind}, not a regular file (a NIR file was expected)")
     if not p.is_file():
         raise NIRFileError(f"{p}: is not a file (a NIR file was expected)")
     try:
@@ -115,6 +131,8 @@ def _check_values(name: str, node) -> None:
     if isinstance(node, nir.Output):
         _shape((node.output_type or {}).get("output"), "output shape", where)
         return
+    if isinstance(node, WEIGHT_NODES):
+        _check_weight_count(getattr(node, "weight", None), where)
     for field in _NUMERIC_FIELDS[type(node)]:
         v = getattr(node, field, None)
         if v is None and (type(node), field) in _OPTIONAL_FIELDS:
@@ -123,7 +141,7 @@ def _check_values(name: str, node) -> None:
                 isinstance(v, (str, bytes, np.str_, np.bytes_))
                 or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "SU")):
             continue
-        _real(v, field, where)
+        _check_real(v, field, where)
     if isinstance(node, nir.Flatten):
         typed = (node.input_type or {}).get("input")
         if typed is not None and np.size(typed):
@@ -339,12 +357,39 @@ def _check_synapses(graph, syns, to_output):
 
 def _order(graph: nir.NIRGraph, syns) -> list[str]:
     """Population nodes: Inputs, then neurons in topological order; names break ties and cycles, so
-    the order does not depend on the node order of the dict (``nir.read`` returns it sorted)."""
+    the order does not depend on the node order of the dict (``nir.read`` returns it sorted).
+
+    Kahn's algorithm with a heap of ready names: at each step the smallest name whose sources
+    (self-loops aside) are all placed; when none is ready (a cycle), the smallest name not yet
+    placed. ``O((nodes + synapses) log nodes)``."""
     names = sorted(n for n, v in graph.nodes.items() if isinstance(v, (nir.Input,) + NEURON_NODES))
-    preds = {n: {s.source for s in syns if s.target == n and s.source != n} for n in names}
+    preds: dict = {n: set() for n in names}
+    for s in syns:
+        if s.source != s.target:
+            preds[s.target].add(s.source)
+    succ: dict = {n: [] for n in names}
+    for n, sources in preds.items():
+        for m in sources:
+            succ[m].append(n)
+    waiting = {n: len(preds[n]) for n in names}
+    ready = [n for n in names if not waiting[n]]  # sorted, so already a heap
+    placed: set = set()
     out: list[str] = []
+    rest = 0  # names[:rest] are all placed: where the smallest unplaced name is looked for
     while len(out) < len(names):
-        ready = [n for n in names if n not in out and preds[n] <= set(out)]
-        out.append(ready[0] if ready else next(n for n in names if n not in out))
+        while ready and ready[0] in placed:
+            heapq.heappop(ready)
+        if ready:
+            n = heapq.heappop(ready)
+        else:  # a cycle: the smallest name not yet placed
+            while names[rest] in placed:
+                rest += 1
+            n = names[rest]
+        placed.add(n)
+        out.append(n)
+        for m in succ[n]:
+            waiting[m] -= 1
+            if not waiting[m] and m not in placed:
+                heapq.heappush(ready, m)
     inputs = [n for n in out if isinstance(graph.nodes[n], nir.Input)]
-    return inputs + [n for n in out if n not in inputs]
+    return inputs + [n for n in out if not isinstance(graph.nodes[n], nir.Input)]

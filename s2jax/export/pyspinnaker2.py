@@ -54,7 +54,7 @@ import numpy as np
 from s2jax import fileio, qnet
 from s2jax.export._pyspinnaker2_format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
                                               NETWORK_FILE, RESULTS_FILE, SCRIPT_FILE, _array, _check_arrays,
-                                              _check_meta, _check_result_size, _show)
+                                              _check_meta, _check_result_size, _header_check, _show)
 from s2jax.export._pyspinnaker2_script import SCRIPT
 from s2jax.hwmodel.program import compile_network
 from s2jax.hwmodel.simulator import run, spike_list_inputs, to_volts
@@ -248,7 +248,8 @@ def _read_bundle(folder) -> tuple[dict, dict[str, np.ndarray]]:
                                      f"and {ARRAYS_FILE}, written by s2jax.export.to_pyspinnaker2) was expected")
     meta = fileio.load_json(folder / NETWORK_FILE, what=f"{NETWORK_FILE} of a py-spinnaker2 bundle folder")
     expected = _check_meta(folder / NETWORK_FILE, meta)
-    arrays = fileio.load_npz(folder / ARRAYS_FILE, what=f"{ARRAYS_FILE} of a py-spinnaker2 bundle", keys=expected)
+    arrays = fileio.load_npz(folder / ARRAYS_FILE, what=f"{ARRAYS_FILE} of a py-spinnaker2 bundle", keys=expected,
+                             check_header=_header_check(folder / ARRAYS_FILE, meta))
     _check_arrays(folder, meta, arrays)
     return meta, arrays
 
@@ -273,13 +274,23 @@ def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
         raise fileio.FileFormatError(f"{where}: malformed bundle ({type(err).__name__}: {err}); {_REEXPORT}") from None
 
 
+def _spike_dict(neurons: np.ndarray, times: np.ndarray) -> dict[int, np.ndarray]:
+    """``{neuron: ticks}`` of a spike_list population from its (checked) arrays, grouped with one
+    sort rather than a Python loop per spike; every listed neuron is a key, in the listed order."""
+    times = times.astype(np.int64)
+    order = np.argsort(times[:, 0], kind="stable")
+    sorted_neurons, ticks = times[order, 0], times[order, 1]
+    keys, starts = np.unique(sorted_neurons, return_index=True)
+    groups = dict(zip(keys.tolist(), np.split(ticks, starts[1:])))
+    empty = np.zeros(0, np.int64)
+    return {n: groups.get(n, empty) for n in neurons.tolist()}
+
+
 def _network_from_bundle(meta, arrays, spec):
     pops = []
     for i, p in enumerate(meta["populations"]):
         if p["neuron_model"] in INPUT_MODELS:
-            params = {int(n): [] for n in arrays[f"pop{i}.spike_neurons"]}
-            for n, t in arrays[f"pop{i}.spike_times"].tolist():
-                params[n].append(t)
+            params = _spike_dict(arrays[f"pop{i}.spike_neurons"], arrays[f"pop{i}.spike_times"])
         else:
             params = dict(p["params"])
             for key in p["array_params"]:

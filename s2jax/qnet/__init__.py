@@ -25,18 +25,24 @@ from s2jax.qnet.checks import (
     DECAY_PARAMS,
     DECAY_RANGE,
     LIF_DEFAULTS,
+    MAX_NAME_LENGTH,
     MAX_POPULATION_SIZE,
+    MAX_SPIKES,
+    MAX_SYNAPSES,
     MAX_TICK,
     RECORDABLE,
     RESET_MODES,
     decay_violations,
     parameter_error,
     population_size_error,
+    spike_count_error,
+    synapse_count_error,
 )
 from s2jax.qnet.network import Network
 from s2jax.qnet.population import Population
 from s2jax.qnet.projection import Conv2DProjection, Projection
 
 __all__ = ["Population", "Projection", "Conv2DProjection", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
-           "MAX_POPULATION_SIZE", "MAX_TICK", "DECAY_PARAMS", "DECAY_RANGE", "decay_violations",
-           "parameter_error", "population_size_error", "CONV_KEYS", "RECORDABLE", "RESET_MODES"]
+           "MAX_POPULATION_SIZE", "MAX_SYNAPSES", "MAX_SPIKES", "MAX_NAME_LENGTH", "MAX_TICK", "DECAY_PARAMS",
+           "DECAY_RANGE", "decay_violations", "parameter_error", "population_size_error", "synapse_count_error",
+           "spike_count_error", "CONV_KEYS", "RECORDABLE", "RESET_MODES"]

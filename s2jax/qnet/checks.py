@@ -11,8 +11,9 @@ import numpy as np
 from s2jax.spec import INPUT_MODELS
 
 __all__ = ["LIF_DEFAULTS", "CUBA_DEFAULTS", "RESET_MODES", "RECORDABLE", "MAX_POPULATION_SIZE", "MAX_TICK",
-           "DECAY_PARAMS", "DECAY_RANGE", "CONV_KEYS", "decay_violations", "parameter_error",
-           "population_size_error"]
+           "MAX_SYNAPSES", "MAX_SPIKES", "MAX_NAME_LENGTH", "DECAY_PARAMS", "DECAY_RANGE", "CONV_KEYS",
+           "decay_violations", "parameter_error", "population_size_error", "synapse_count_error",
+           "spike_count_error"]
 
 RESET_MODES = ("reset_by_subtraction", "reset_to_v_reset")
 
@@ -34,6 +35,21 @@ RECORDABLE = ("spikes", "v", "time_done")
 #: more than a 48-chip board holds (48 x 152 PEs x at most 1024 atoms per PE = 7.5 M). Sizes read
 #: from files are checked against it before anything is allocated.
 MAX_POPULATION_SIZE = 2**24
+
+#: Most synapses of one projection (rows of a ``Projection``, weights of a ``Conv2DProjection``
+#: kernel): 2^24. One chip holds about 152 PEs x 128 KiB SRAM / 4 bytes per synapse word = 5 M
+#: synapse words, so 2^24 (16.8 M) is generous for one projection. Counts read from files are
+#: checked against it before any array is read or any per-synapse list is built.
+MAX_SYNAPSES = 2**24
+
+#: Most spike entries (``(neuron, tick)`` pairs) of one ``spike_list`` population: 2^23 (8.4 M),
+#: more than the spike tables one chip's SRAM holds (the same 5 M words as above). Counts read from
+#: files are checked against it before the entries are read or turned into Python lists.
+MAX_SPIKES = 2**23
+
+#: Longest population, projection or network name: 256 characters (a name is shown in every
+#: message and stored in every file).
+MAX_NAME_LENGTH = 256
 
 #: Largest spike tick of a ``spike_list`` source: the int32 range the bundle and image formats store.
 MAX_TICK = 2**31 - 1
@@ -75,10 +91,37 @@ def _describe(value) -> str:
 
 
 def _check_name(name, what: str):
-    """Population and network names are a string or None (lists, dicts, numbers are refused)."""
+    """Population, projection and network names are a string or None (lists, dicts, numbers are
+    refused), of at most :data:`MAX_NAME_LENGTH` characters and encodable as UTF-8 (no lone
+    surrogates), so that every file format can store them."""
     if name is not None and not isinstance(name, str):
         raise ValueError(f"{what} name must be a string or None, got {_describe(name)}")
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} name {name[:40]!r}... has {len(name):,} characters, over the limit of "
+                         f"{MAX_NAME_LENGTH} (MAX_NAME_LENGTH)")
+    if name is not None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{what} name {name!r} cannot be encoded as UTF-8 ({e.reason} at character "
+                             f"{e.start}); names must be valid Unicode text") from None
     return name
+
+
+def synapse_count_error(count: int, where: str) -> str | None:
+    """Why ``count`` synapses are too many for one projection (:data:`MAX_SYNAPSES`), or None."""
+    if count > MAX_SYNAPSES:
+        return (f"{where}: {count:,} synapses exceed the limit of {MAX_SYNAPSES:,} synapses per projection "
+                f"(MAX_SYNAPSES)")
+    return None
+
+
+def spike_count_error(count: int, where: str) -> str | None:
+    """Why ``count`` spike entries are too many for one spike_list population (:data:`MAX_SPIKES`), or None."""
+    if count > MAX_SPIKES:
+        return (f"{where}: {count:,} spike entries exceed the limit of {MAX_SPIKES:,} per spike_list population "
+                f"(MAX_SPIKES)")
+    return None
 
 
 def _real_array(value, what: str) -> np.ndarray:

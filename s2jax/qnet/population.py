@@ -16,10 +16,20 @@ from s2jax.qnet.checks import (
     _is_int,
     _is_real,
     _real_array,
+    spike_count_error,
 )
 from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS
 
 __all__ = ["Population"]
+
+
+def _entry_count(ticks) -> int:
+    """How many ticks a spike_list value lists (0 for a value of the wrong type, refused later)."""
+    if isinstance(ticks, range):  # len() overflows beyond sys.maxsize
+        return max(0, (ticks.stop - ticks.start + ticks.step - (1 if ticks.step > 0 else -1)) // ticks.step)
+    if isinstance(ticks, np.ndarray):
+        return ticks.size
+    return len(ticks) if isinstance(ticks, (list, tuple)) else 0
 
 
 class Population:
@@ -71,8 +81,15 @@ class Population:
     # --- validation -----------------------------------------------------------------------------
 
     def _check_spike_list(self, params):
+        """``{neuron: sorted distinct ticks}``: neuron indices in [0, size), ticks integers in
+        [0, :data:`MAX_TICK`], at most :data:`MAX_SPIKES` entries in all (counted before any tick
+        is looked at). A 1-D integer NumPy array of ticks is checked without a Python loop."""
         if not isinstance(params, dict):
             raise ValueError(f"population {self.name!r}: spike_list params must be a dict, got {type(params)}")
+        entries = sum(_entry_count(t) for t in params.values())
+        error = spike_count_error(entries, f"population {self.name!r}: spike_list")
+        if error:
+            raise ValueError(error)
         out = {}
         for idx, ticks in params.items():
             if not _is_int(idx) or not 0 <= idx < self.size:
@@ -80,6 +97,13 @@ class Population:
                     f"population {self.name!r}: spike_list neuron index {idx!r} outside [0, {self.size - 1}]"
                 )
             where = f"population {self.name!r}: spike ticks of neuron {idx}"
+            if isinstance(ticks, np.ndarray) and ticks.ndim == 1 and ticks.dtype.kind in "iu":
+                if ticks.size and (ticks.min() < 0 or ticks.max() > MAX_TICK):
+                    bad = ticks.min() if ticks.min() < 0 else ticks.max()
+                    raise ValueError(f"{where} must be non-negative integers (at most {MAX_TICK}), got "
+                                     f"{_describe(bad)}")
+                out[int(idx)] = np.unique(ticks).tolist()
+                continue
             if isinstance(ticks, np.ndarray) and ticks.ndim == 1:
                 ticks = ticks.tolist()
             if not isinstance(ticks, (list, tuple, range)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from s2jax.fixedpoint import round_host
-from s2jax.qnet.checks import CONV_KEYS, _check_name, _describe, _is_int, _real_array
+from s2jax.qnet.checks import CONV_KEYS, _check_name, _describe, _is_int, _real_array, synapse_count_error
 from s2jax.qnet.population import Population
 from s2jax.spec import NEURON_MODELS, SPINNAKER2, ChipSpec, Rounding
 
@@ -56,7 +56,8 @@ class Projection:
     the range of the post population's model (:meth:`ChipSpec.weight_range`); integral floats such
     as ``5.0`` are accepted. A non-integral weight raises unless ``rounding`` names how to round it.
     Delays are 0..``spec.max_delay`` for ``lif`` and ``lif_curr_exp`` and must be 0 otherwise; a
-    spike emitted at tick t arrives at tick t + 1 + delay.
+    spike emitted at tick t arrives at tick t + 1 + delay. At most :data:`~s2jax.qnet.MAX_SYNAPSES`
+    rows (counted before the rows are copied).
     """
 
     def __init__(self, pre: Population, post: Population, connections, *, rounding: Rounding | None = None,
@@ -66,6 +67,11 @@ class Projection:
         self.name = _check_name(name, "projection")
         if post.neuron_model not in NEURON_MODELS:
             raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive synapses")
+        rows = len(connections) if isinstance(connections, (list, tuple)) else (
+            connections.shape[0] if getattr(connections, "ndim", 0) >= 1 else 0)
+        error = synapse_count_error(rows, f"{where}: connections")  # before any copy of the rows
+        if error:
+            raise ValueError(error)
         conn = _real_array(connections, f"{where}: connections")
         if conn.size == 0:
             conn = conn.reshape(0, 4)
@@ -117,7 +123,8 @@ class Conv2DProjection:
     ``pad_top``, ``pad_bottom``, ``pad_left``, ``pad_right`` (default 0). Neurons are indexed
     C, H, W (NCHW flatten). The input is first sum-pooled over non-overlapping ``pool_y x pool_x``
     windows (trailing rows / columns that do not fill a window are dropped), then zero-padded and
-    cross-correlated with the kernel at the given strides::
+    cross-correlated with the kernel at the given strides (a kernel holds at most
+    :data:`~s2jax.qnet.MAX_SYNAPSES` weights)::
 
         H_out = (in_height // pool_y + pad_top + pad_bottom - kH) // stride_y + 1   (same for W)
     """
@@ -145,7 +152,14 @@ class Conv2DProjection:
             if not _is_int(value) or value < low:
                 raise ValueError(f"{where}: conv_params[{key!r}] must be an integer >= {low}, got {value!r}")
         self.conv_params = {k: int(cp[k]) for k in CONV_KEYS}
+        size = getattr(weights, "size", None)  # an array's size, checked before it is copied
+        error = synapse_count_error(size if _is_int(size) else 0, f"{where}: kernel")
+        if error:
+            raise ValueError(error)
         w = _real_array(weights, f"{where}: weights")
+        error = synapse_count_error(w.size, f"{where}: kernel")
+        if error:
+            raise ValueError(error)
         if w.ndim != 4:
             raise ValueError(f"{where}: weights must have shape (C_in, C_out, kH, kW), got {w.shape}")
         w = _integral_weights(w, where, rounding)

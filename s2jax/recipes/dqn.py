@@ -38,6 +38,12 @@ from s2jax import layers as L
 __all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "encode", "train",
            "chunk_plan", "planned_steps", "evaluate", "TrainResult", "chip_q", "chip_policy"]
 
+#: Most environment steps one training run takes (``DQNConfig.total_steps``, the ``steps`` of
+#: :func:`train`): the step counters are int32 on the device, and 10^9 steps is days of training.
+MAX_STEPS = 10**9
+#: Most greedy evaluation episodes (``DQNConfig.eval_episodes``).
+MAX_EVAL_EPISODES = 100_000
+
 ENV_BOUNDS = {
     # observation ranges mapped onto the population code's receptive fields (values outside clip)
     "CartPole-v1": ((-2.4, -3.0, -0.21, -3.5), (2.4, 3.0, 0.21, 3.5)),
@@ -89,6 +95,9 @@ class DQNConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
+        for name, limit in (("total_steps", MAX_STEPS), ("eval_episodes", MAX_EVAL_EPISODES)):
+            if getattr(self, name) > limit:
+                raise ValueError(f"DQNConfig.{name} {getattr(self, name):,} exceeds the limit of {limit:,}")
         if self.select_episodes < 0:
             raise ValueError(f"DQNConfig.select_episodes must be >= 0, got {self.select_episodes}")
         if self.buffer_size < self.num_envs:
@@ -226,6 +235,8 @@ def chunk_plan(steps: int, num_envs: int, chunks: int = 20) -> tuple[int, int]:
     for name, value in (("steps", steps), ("num_envs", num_envs), ("chunks", chunks)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps {steps:,} exceeds the limit of {MAX_STEPS:,} environment steps (dqn.MAX_STEPS)")
     iterations = max(1, steps // num_envs)
     chunks = max(1, min(chunks, iterations))
     per_chunk = -(-iterations // chunks)
