@@ -698,3 +698,18 @@ def test_demo_out_that_is_not_a_folder_is_one_clear_line(kind, tmp_path, capsys,
     assert main(["demo", "--out", str(out), "--steps", "16", "--episodes", "1", "--qat-steps", "16"]) == 2
     line = one_error_line(capsys, "demo")
     assert str(out) in line and "is not a folder" in line
+
+
+def test_to_nir_checks_names_edited_after_construction():
+    from s2jax import qnet as snn
+    from s2jax.export import nir as s2nir
+
+    inp = snn.Population(2, "spike_list", {0: [1]}, name="in")
+    out = snn.Population(2, "lif_no_delay", {"threshold": 5.0}, name="out")
+    net = snn.Network("n").add(inp, out, snn.Projection(inp, out, [[0, 0, 6, 0]]))
+    net.name = "bad\ud800"
+    with pytest.raises(ValueError, match="network name .*UTF-8"):
+        s2nir.to_nir(net)
+    net.name, out.name = "n", "x" * 1000
+    with pytest.raises(ValueError, match="population name"):
+        s2nir.to_nir(net)

@@ -11,6 +11,7 @@ import numpy as np
 import nir
 from s2jax import qnet
 from s2jax.export.nir_common import DIGEST_KEY, FORMAT_VERSION, QNET_PARAMS, _check_dense, _check_dt, _meta, graph_digest
+from s2jax.qnet.checks import _check_name
 from s2jax.spec import CUBA_MODELS, SPINNAKER2, ChipSpec
 
 NO_LEAK_TAU_TICKS = 2.0**26  # tau / dt written for alpha_decay == 1: float32(1 - 2^-26) == 1.0
@@ -353,6 +354,9 @@ def to_nir(obj, *, dt: float = 1e-3, input_shape=None, spec: ChipSpec = SPINNAKE
     if isinstance(obj, qnet.Network):
         if input_shape is not None:
             raise ValueError("input_shape is for float models; a qnet.Network knows its shapes")
+        _check_name(obj.name, "network")  # names edited after construction are checked again
+        for item in (*obj.populations, *obj.projections):
+            _check_name(getattr(item, "name", None), type(item).__name__.lower())
         graph = _qnet_to_nir(obj, dt, spec)
     elif isinstance(obj, L.SNN):
         graph = _model_to_nir(obj, dt, input_shape, spec)
