@@ -107,9 +107,8 @@ def atomic_write(path, write) -> Path:
     path = Path(path)
     _check_folder(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    umask = os.umask(0)
-    os.umask(umask)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666 & ~umask)
+    # 0o666 less the process umask (os.open applies it), the permissions a plain open() would give
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     os.close(fd)
     try:
         write(tmp)

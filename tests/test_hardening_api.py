@@ -346,7 +346,7 @@ def test_map_to_cores_refuses_more_pes_than_it_places_before_placing():
     pop = snn.Population(snn.MAX_POPULATION_SIZE, "lif", name="wide")
     pop.set_max_atoms_per_core(1)
     net = snn.Network("wide").add(pop)
-    msg = bounded(lambda: map_to_cores(net), seconds=2)
+    msg = bounded(lambda: map_to_cores(net))
     assert f"{snn.MAX_POPULATION_SIZE:,} PEs" in msg and f"{MAX_MAPPED_PES:,}" in msg
     found = [v for v in rules.check(net) if v.rule == "chips"]
     assert found and found[0].value == snn.MAX_POPULATION_SIZE and found[0].limit == MAX_MAPPED_PES
