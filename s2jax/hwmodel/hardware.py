@@ -12,7 +12,7 @@ from s2jax import dynamics
 from s2jax.hwmodel.cost import _conv_macs
 from s2jax.hwmodel.mapping import map_to_cores
 from s2jax.hwmodel.program import compile_network
-from s2jax.hwmodel.simulator import MAX_RUN_BYTES, Trace, check_run_size, run, spike_list_inputs, to_volts
+from s2jax.hwmodel.simulator import MAX_RUN_BYTES, Trace, _positive_int, check_run_size, run, spike_list_inputs, to_volts
 from s2jax.qnet import RECORDABLE, Conv2DProjection, Network, Population
 from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
 
@@ -94,9 +94,7 @@ class Simulator:
         whose mapping needs more chips.
         """
         options = self._run_options(run_options)
-        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
-            raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
-        timesteps = int(timesteps)
+        timesteps = _positive_int(timesteps, "timesteps")
         if not isinstance(net, Network):
             raise ValueError(f"run() takes a qnet.Network, got {type(net).__name__}")
         net.validate()
