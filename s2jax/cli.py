@@ -230,7 +230,8 @@ def cmd_demo(args) -> int:
     if args.env not in PRESETS:
         raise ValueError(f"{args.env}: no observation range is known for the population code; run it from "
                          f"Python with DQNConfig(env=..., obs_low=..., obs_high=...) (examples/dqn_custom_env.py)")
-    summary = run_pipeline(config, args.out, qat_steps=args.qat_steps, profile=args.profile, resume=args.resume)
+    summary = run_pipeline(config, args.out, weights=args.weights, qat_steps=args.qat_steps, profile=args.profile,
+                           resume=args.resume)
     print(format_table(summary))
     return 0
 
@@ -251,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("assumptions", help="print the table of modelling assumptions (ChipSpec fields tagged A)")
 
     d = sub.add_parser("demo", help="the main job: a spiking DQN trained, fine-tuned on the chip model, exported",
-                       description="Train a spiking Q-network with DQN in float, quantize it to 8 bits (PTQ), fine-tune it "
-                                   "against the chip's arithmetic (QAT), evaluate both on the chip model, export "
-                                   "it (NIR, py-spinnaker2 bundle, board image) and print one table.")
+                       description="Train a spiking Q-network with DQN in float, quantize it to each weight width "
+                                   "(PTQ), fine-tune it against the chip's arithmetic (QAT), evaluate both on the chip "
+                                   "model, export it (NIR, py-spinnaker2 bundle, board image) and print one table with "
+                                   "a row per width.")
     d.add_argument("--env", default="CartPole-v1", help="gymnax environment (presets: CartPole-v1, Acrobot-v1)")
     d.add_argument("--out", default="s2jax-demo", help="output folder (default s2jax-demo/)")
     d.add_argument("--steps", type=_demo_count("MAX_STEPS"),
@@ -262,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning env steps (default 50000; at most 10^9)")
     d.add_argument("--episodes", type=_demo_count("MAX_EVAL_EPISODES"),
                    help="greedy evaluation episodes (default 100; at most 100000)")
+    d.add_argument("--weights", type=int, nargs="+", choices=[8, 4], default=[8, 4], metavar="BITS",
+                   help="weight widths, one table row each: 8 (lif_no_delay, weights in [-127, 127]) and/or 4 (lif, "
+                        "the delay models, weights in [-15, 15]); default: 8 4")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--profile", choices=["float32", "fixed"], default="float32", help="chip numerics")
     d.add_argument("--resume", action="store_true", help="reuse checkpoints in --out whose settings match")

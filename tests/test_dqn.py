@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from s2jax import export, quant
-from s2jax.recipes import checkpoint, dqn
-from s2jax.recipes.dqn_pipeline import format_table, run_pipeline
+from s2jax.recipes import checkpoint, dqn, dqn_eval
+from s2jax.recipes.dqn_pipeline import WIDTHS, format_table, run_pipeline
 
 SMALL = dqn.DQNConfig(hidden=(32, 32), neurons_per_dim=6, ticks=6, total_steps=16_000, num_envs=16,
                       learning_starts=2_000, buffer_size=10_000, batch_size=64, lr=1e-3, eps_fraction=0.3,
-                      eval_episodes=20, select_episodes=8)
+                      eval_episodes=20, select_episodes=8, confirm_episodes=32)
 RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1 (about 22)
 
 
@@ -46,26 +46,41 @@ def test_the_pipeline_learns_and_reports(demo):
     print(format_table(s))
     # a short run (16k steps): well above the random policy (22) on the float net and the chip model
     assert s["float_return"] >= 4 * RANDOM_CARTPOLE, s
-    assert s["qat_return"] >= 4 * RANDOM_CARTPOLE, s
+    assert list(s["widths"]) == ["8", "4"]
     on_disk = json.loads((out / "summary.json").read_text())
-    for key in ("float_return", "ptq_return", "qat_return", "cores", "latency_s", "energy_j", "seconds_per_stage",
-                "files"):
+    for key in ("float_return", "float_returns", "widths", "seconds_per_stage", "files"):
         assert key in on_disk
-    assert on_disk["cores"] >= 4 and on_disk["energy_j"] > 0
+    for w, width in on_disk["widths"].items():
+        assert width["qat_return"] >= 4 * RANDOM_CARTPOLE, width
+        assert width["model"] == WIDTHS[int(w)] and width["weight_limit"] == {"8": 127, "4": 15}[w]
+        assert width["cores"] >= 4 and width["energy_j"] > 0
+        assert len(width["ptq_returns"]) == len(width["qat_returns"]) == SMALL.eval_episodes
+        assert np.mean(width["qat_returns"]) == pytest.approx(width["qat_return"], rel=1e-6)  # float32 mean
+        sel = width["selection"]
+        assert sel["episodes"] == SMALL.confirm_episodes and len(sel["candidates"]) == SMALL.confirm_candidates
+        if sel["kept_chunk"] < 0:  # the PTQ weights were kept: QAT is PTQ, exactly
+            assert width["qat_returns"] == width["ptq_returns"] and sel["estimate"] == sel["start_estimate"]
+        else:
+            assert sel["estimate"] > sel["start_estimate"]
     for f in on_disk["files"]:
         assert Path(f).exists(), f
+    for name in ("return_distribution.png", "returns.png", "learning_curve.png", "8bit/spike_raster.png"):
+        assert (out / name).stat().st_size > 10_000, name
 
 
-def test_exported_artefacts_reproduce_the_chip_model_actions(demo):
+@pytest.mark.parametrize("bits", [8, 4])
+def test_exported_artefacts_reproduce_the_chip_model_actions(demo, bits):
     out, s = demo
-    qmodel = quant.qat(dqn.make_qnet(SMALL, 4, 2), quant.QuantConfig())
-    checkpoint.load_model(out / "checkpoints" / "qat", qmodel)
+    qmodel = quant.qat(dqn.make_qnet(SMALL, 4, 2), quant.QuantConfig(target=WIDTHS[bits]))
+    checkpoint.load_model(out / "checkpoints" / f"qat_{bits}bit", qmodel)
     obs = observations()
-    q_ref, _ = dqn.chip_q(SMALL, qmodel)
+    q_ref, net = dqn.chip_q(SMALL, qmodel)
+    assert {p.neuron_model for p in net.populations} >= {WIDTHS[bits]}
     expected = np.asarray(q_ref(obs))
     assert len(set(np.argmax(expected, axis=1).tolist())) == 2  # both actions occur: a real comparison
-    loaded = {"nir": export.from_nir(out / "qnet.nir"), "bundle": export.load_pyspinnaker2(out / "pyspinnaker2"),
-              "image": export.load_image(out / "qnet.s2img")}
+    folder = out / f"{bits}bit"
+    loaded = {"nir": export.from_nir(folder / "qnet.nir"), "bundle": export.load_pyspinnaker2(folder / "pyspinnaker2"),
+              "image": export.load_image(folder / "qnet.s2img")}
     for kind, net in loaded.items():
         q, _ = dqn.chip_q(SMALL, qmodel, net=net)
         np.testing.assert_array_equal(np.asarray(q(obs)), expected, err_msg=kind)
@@ -85,7 +100,8 @@ def test_qat_q_values_equal_the_chip_model(profile):
 def test_resume_reuses_matching_checkpoints(demo, tmp_path):
     out, s = demo
     again = run_pipeline(SMALL.replace(eval_episodes=5), out, qat_steps=2_000, quiet=True, resume=True, plots=False)
-    assert again["resumed"] == {"float": True, "qat": True}
+    assert again["resumed"] == {"float": True, "qat_8bit": True, "qat_4bit": True}
+    assert again["widths"]["4"]["selection"] == s["widths"]["4"]["selection"]  # read back from the checkpoint
     other = checkpoint.read_meta(out / "checkpoints" / "float")
     assert other["stage"] == "float" and other["config"]["total_steps"] == SMALL.total_steps
     wrong = dqn.make_qnet(SMALL.replace(hidden=(8, 8)), 4, 2)
@@ -120,3 +136,62 @@ def test_config_validation():
     for bad in (dict(total_steps=0), dict(eval_episodes=-3), dict(buffer_size=4, num_envs=8), dict(hidden=())):
         with pytest.raises(ValueError, match="DQNConfig"):
             dqn.DQNConfig(**bad)
+
+
+# --- which weights training keeps (dqn_eval.choose) ------------------------------------------------------
+
+
+def test_choose_keeps_the_start_unless_a_candidate_is_surely_better():
+    start = np.full(50, 100.0)
+    start[::2] = 90.0  # mean 95
+    noisy_gain = start + np.where(np.arange(50) % 2, 30.0, -28.0)  # mean +1, but the spread is large
+    clear_gain = start + 5.0
+    worse = start - 1.0
+    assert dqn_eval.choose(start, [worse], z=2.0)[0] == -1
+    assert dqn_eval.choose(start, [noisy_gain], z=2.0)[0] == -1
+    assert dqn_eval.choose(start, [start.copy()], z=0.0)[0] == -1  # no gain at all is not a gain
+    kept, bounds = dqn_eval.choose(start, [noisy_gain, clear_gain, worse], z=2.0)
+    assert kept == 1 and bounds[1] == 5.0 and bounds[2] == -1.0
+    assert dqn_eval.choose(None, [worse, clear_gain, noisy_gain], z=2.0)[0] == 1  # from scratch: the best mean
+
+
+def test_gain_lower_bound_is_the_paired_mean_minus_z_standard_errors():
+    start = np.array([10.0, 20.0, 30.0, 40.0])
+    cand = start + np.array([1.0, 3.0, 1.0, 3.0])  # gains: mean 2, sample std 2/sqrt(3)
+    expected = 2.0 - 1.5 * (2.0 / np.sqrt(3.0)) / 2.0
+    assert dqn_eval.gain_lower_bound(start, cand, 1.5) == pytest.approx(expected, rel=1e-12)
+    assert dqn_eval.gain_lower_bound(start[:1], cand[:1], 1.0) == -np.inf
+
+
+def test_selection_seeds_never_meet_the_reported_evaluation():
+    for seed in range(dqn_eval.EVAL_SEED - 20, dqn_eval.EVAL_SEED + 5):
+        config = SMALL.replace(seed=seed)
+        for offset in (dqn_eval.SCREEN, dqn_eval.CONFIRM):
+            held = dqn_eval.held_out_seed(config, offset)
+            assert not {held, held + 1} & {dqn_eval.EVAL_SEED, dqn_eval.EVAL_SEED + 1}, (seed, offset)
+        screen, conf = (dqn_eval.held_out_seed(config, o) for o in (dqn_eval.SCREEN, dqn_eval.CONFIRM))
+        assert not {screen, screen + 1} & {conf, conf + 1}
+
+
+def test_fine_tuning_that_only_hurts_keeps_the_starting_weights():
+    """A learning rate that wrecks the network: no chunk is surely better, so train returns the start."""
+    cfg = SMALL.replace(total_steps=2_000, num_envs=8, confirm_episodes=24, learning_starts=200)
+    start = dqn.train(cfg, dqn.make_mlp(cfg, 4, 2), dqn.mlp_q(cfg)).model
+    r = dqn.train(cfg, start, dqn.mlp_q(cfg), steps=640, eps_schedule=False, lr=50.0, chunks=4)
+    assert r.selection.kept == -1, r.selection
+    assert checkpoint.weights_digest(r.model) == checkpoint.weights_digest(start)
+    assert r.selection.estimate == r.selection.start_estimate
+    assert len(r.selection.candidates) == cfg.confirm_candidates
+
+
+def test_config_validates_the_selection_settings():
+    for bad in (dict(confirm_episodes=1), dict(confirm_episodes=-1), dict(confirm_candidates=-2),
+                dict(confirm_z=float("nan")), dict(confirm_z=-1.0), dict(confirm_episodes=10**6)):
+        with pytest.raises(ValueError, match="DQNConfig.confirm"):
+            dqn.DQNConfig(**bad)
+
+
+def test_moved_evaluation_names_stay_reachable_from_dqn():
+    assert dqn.evaluate is dqn_eval.evaluate and dqn.chip_policy is dqn_eval.chip_policy
+    with pytest.raises(AttributeError, match="no_such_name"):
+        dqn.no_such_name  # noqa: B018

@@ -510,15 +510,15 @@ def test_dqn_resume_names_a_corrupt_checkpoint_and_trains_again(tmp_path, monkey
     config = dqn.DQNConfig(total_steps=1000)
     stage = lambda resume, quiet=False: dqn_pipeline._train_stage(  # noqa: E731
         "float", config, Tiny(), tmp_path, resume, quiet, {})
-    model, _, rate, resumed = stage(False)
+    model, _, rate, resumed, _ = stage(False)
     assert (fake.calls, resumed, rate) == (1, False, 123.0)
-    again, curve, rate, resumed = stage(True)
+    again, curve, rate, resumed, _ = stage(True)
     assert (fake.calls, resumed, rate, curve.tolist()) == (1, True, 123.0, [[10.0, 1.0, 2.0]])
     assert same_weights(again, model)
     ck = tmp_path / "checkpoints" / "float.npz"
     damage(ck)
     capsys.readouterr()
-    model2, _, _, resumed = stage(True)
+    model2, _, _, resumed, _ = stage(True)
     err = capsys.readouterr().err
     assert (fake.calls, resumed) == (2, False)
     assert f"float stage: ignoring its checkpoint ({ck}" in err and "training the stage again" in err

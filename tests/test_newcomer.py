@@ -110,23 +110,38 @@ def test_framing_refuses_events_outside_the_sensor():
 
 
 def dqn_summary(resumed):
-    return {"env": "CartPole-v1", "episodes": 100, "float_return": 500.0, "ptq_return": 499.0, "qat_return": 500.0,
-            "cores": 4, "chips": 1, "latency_s": 0.011, "ticks_per_inference": 11, "compute_latency_s": 5.9e-4,
-            "energy_j": 6.6e-5, "train_env_steps_per_s": 6891.0, "qat_env_steps_per_s": 3000.0,
-            "seconds_per_stage": {"float": 0.4, "ptq": 3.4, "qat": 5.0, "export": 1.9},
-            "resumed": resumed, "files": ["s2jax-demo/qnet.nir", "s2jax-demo/summary.json"]}
+    width = {"bits": 8, "model": "lif_no_delay", "label": "8-bit (lif_no_delay)", "ptq_return": 499.0,
+             "qat_return": 500.0, "selection": {"kept_chunk": 4, "estimate": 499.5, "start_estimate": 498.0,
+                                                 "episodes": 200, "z": 2.0, "candidates": []},
+             "cores": 4, "chips": 1, "latency_s": 0.011, "ticks_per_inference": 11, "compute_latency_s": 5.9e-4,
+             "energy_j": 6.6e-5}
+    four = {**width, "bits": 4, "model": "lif", "label": "4-bit (lif)", "ptq_return": 314.6, "qat_return": 500.0,
+            "selection": {**width["selection"], "kept_chunk": -1, "estimate": 310.0}}
+    return {"env": "CartPole-v1", "episodes": 100, "float_return": 500.0, "widths": {"8": width, "4": four},
+            "train_env_steps_per_s": 6891.0,
+            "seconds_per_stage": {"float": 0.4, "ptq_8bit": 3.4, "qat_8bit": 5.0, "export_8bit": 1.9},
+            "resumed": resumed, "files": ["s2jax-demo/8bit/qnet.nir", "s2jax-demo/summary.json"]}
 
 
 def test_demo_table_names_resumed_stages():
-    fresh = dqn_pipeline.format_table(dqn_summary({"float": False, "qat": False}))
+    fresh = dqn_pipeline.format_table(dqn_summary({"float": False, "qat_8bit": False}))
     assert "6,891" in fresh and "resumed" not in fresh
-    table = dqn_pipeline.format_table(dqn_summary({"float": True, "qat": True}))
+    table = dqn_pipeline.format_table(dqn_summary({"float": True, "qat_8bit": True}))
     assert "6,891" not in table, table  # an earlier run's throughput is not shown as measured now
     assert "not measured (float training resumed" in table
-    assert "float 0.4 (training resumed)" in table and "qat 5.0 (training resumed)" in table
-    assert re.search(r"skipped \(resumed\)\s+float and qat training: weights from s2jax-demo/checkpoints/", table)
-    partial = dqn_pipeline.format_table(dqn_summary({"float": False, "qat": True}))
-    assert "6,891" in partial and "qat 5.0 (training resumed)" in partial and "float 0.4 (" not in partial
+    assert "float 0.4 (training resumed)" in table and "qat_8bit 5.0 (training resumed)" in table
+    assert re.search(r"skipped \(resumed\)\s+float and qat_8bit training: weights from s2jax-demo/checkpoints/", table)
+    partial = dqn_pipeline.format_table(dqn_summary({"float": False, "qat_8bit": True}))
+    assert "6,891" in partial and "qat_8bit 5.0 (training resumed)" in partial and "float 0.4 (" not in partial
+
+
+def test_demo_table_has_a_row_per_weight_width():
+    lines = dqn_pipeline.format_table(dqn_summary({})).splitlines()
+    assert re.fullmatch(r"\s+weights\s+float\s+PTQ\s+QAT\s+QAT selection estimate", lines[1]), lines[1]
+    assert re.fullmatch(r"\s+8-bit \(lif_no_delay\)\s+500\.0\s+499\.0\s+500\.0\s+499\.5 on 200 held-out episodes, "
+                        r"chunk 5 kept", lines[2]), lines[2]
+    assert re.fullmatch(r"\s+4-bit \(lif\)\s+500\.0\s+314\.6\s+500\.0\s+310\.0 on 200 held-out episodes, "
+                        r"PTQ weights kept \(no chunk surely better\)", lines[3]), lines[3]
 
 
 def test_dvs_table_names_resumed_stages():

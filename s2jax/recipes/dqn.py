@@ -36,7 +36,7 @@ from flax import nnx
 from s2jax import layers as L
 
 __all__ = ["DQNConfig", "ENV_BOUNDS", "make_env", "make_qnet", "make_mlp", "snn_q", "mlp_q", "encode", "train",
-           "chunk_plan", "planned_steps", "evaluate", "TrainResult", "chip_q", "chip_policy"]
+           "chunk_plan", "planned_steps", "TrainResult"]
 
 #: Most environment steps one training run takes (``DQNConfig.total_steps``, the ``steps`` of
 #: :func:`train`): the step counters are int32 on the device, and 10^9 steps is days of training.
@@ -87,7 +87,14 @@ class DQNConfig:
     eps_fraction: float = 0.3
     # evaluation
     eval_episodes: int = 100
-    select_episodes: int = 16  # greedy episodes after each training chunk; the best chunk's weights are kept
+    # which weights train keeps (s2jax.recipes.dqn_eval): every chunk is screened on select_episodes
+    # greedy episodes; the confirm_candidates best (and, when fine-tuning, the starting weights) are
+    # compared on confirm_episodes held-out episodes; a fine-tuned chunk replaces the starting weights
+    # only when its paired gain is above zero by confirm_z standard errors
+    select_episodes: int = 16
+    confirm_episodes: int = 200
+    confirm_candidates: int = 3
+    confirm_z: float = 2.0
 
     def __post_init__(self):
         for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "ticks", "neurons_per_dim",
@@ -98,8 +105,18 @@ class DQNConfig:
         for name, limit in (("total_steps", MAX_STEPS), ("eval_episodes", MAX_EVAL_EPISODES)):
             if getattr(self, name) > limit:
                 raise ValueError(f"DQNConfig.{name} {getattr(self, name):,} exceeds the limit of {limit:,}")
-        if self.select_episodes < 0:
-            raise ValueError(f"DQNConfig.select_episodes must be >= 0, got {self.select_episodes}")
+        for name in ("select_episodes", "confirm_episodes", "confirm_candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"DQNConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.confirm_episodes > MAX_EVAL_EPISODES:
+            raise ValueError(f"DQNConfig.confirm_episodes {self.confirm_episodes:,} exceeds the limit of "
+                             f"{MAX_EVAL_EPISODES:,}")
+        if self.confirm_episodes == 1:
+            raise ValueError("DQNConfig.confirm_episodes must be 0 (no confirmation) or at least 2 (a standard "
+                             "error needs two episodes)")
+        if not (np.isfinite(self.confirm_z) and self.confirm_z >= 0.0):
+            raise ValueError(f"DQNConfig.confirm_z must be a finite number >= 0, got {self.confirm_z!r}")
         if self.buffer_size < self.num_envs:
             raise ValueError(f"DQNConfig.buffer_size {self.buffer_size} must hold one step of all "
                              f"{self.num_envs} environments")
@@ -211,16 +228,18 @@ class Buffer(NamedTuple):
 
 
 class TrainResult(NamedTuple):
-    """``model``: the trained model (the weights of the chunk whose greedy return on
-    ``select_episodes`` episodes was best); ``returns``: ``(n, 3)`` rows (env steps so far, mean
-    return of the exploring episodes that ended in that chunk (NaN if none), greedy return after
-    the chunk); ``steps_per_s``: training env steps per second (compilation and the greedy
-    evaluations excluded); ``seconds``: wall time of everything."""
+    """``model``: the trained model (the weights :func:`train` kept, see there); ``returns``: ``(n, 3)``
+    rows (env steps so far, mean return of the exploring episodes that ended in that chunk (NaN if
+    none), greedy return on the screening episodes after the chunk); ``steps_per_s``: training env
+    steps per second (compilation and the greedy evaluations excluded); ``seconds``: wall time of
+    everything; ``selection``: the confirmation's :class:`~s2jax.recipes.dqn_eval.Selection` (None
+    when ``confirm_episodes`` or ``select_episodes`` is 0)."""
 
     model: object
     returns: np.ndarray
     steps_per_s: float
     seconds: float
+    selection: object = None
 
 
 def _epsilon(config, step, total_steps):
@@ -259,8 +278,19 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
     exploration stays at ``eps_end`` and learning starts once a batch is in the buffer (fine-tuning
     from a trained model). ``progress(done_steps, total_steps, mean_return, greedy_return)`` is
     called per chunk; ``total_steps`` is :func:`planned_steps` from the first call on.
+
+    Which weights are kept: after every chunk (once learning has started) the greedy policy plays
+    ``select_episodes`` screening episodes. With ``confirm_episodes`` the ``confirm_candidates`` best
+    screened chunks, and when fine-tuning the starting weights too, then play the same
+    ``confirm_episodes`` held-out episodes; from scratch the best of them is kept, when fine-tuning a
+    chunk is kept only if its gain over the starting weights is surely positive, else the starting
+    weights are (:func:`s2jax.recipes.dqn_eval.choose`). With ``confirm_episodes=0`` the best screened
+    chunk is kept (when fine-tuning the starting weights compete on the screening episodes); with
+    ``select_episodes=0`` the last weights are.
     Returns a :class:`TrainResult` with a trained copy (the argument is not modified).
     """
+    from s2jax.recipes import dqn_eval
+
     steps = config.total_steps if steps is None else steps
     env, env_params = make_env(config.env)
     n_envs = config.num_envs
@@ -339,19 +369,21 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
         carry, _ = jax.lax.scan(iteration, carry, start + jnp.arange(per_chunk))
         return carry
 
-    def greedy(p):
-        return lambda o: jnp.argmax(q(p, o), axis=1)
+    def greedy(p, o):
+        return jnp.argmax(q(p, o), axis=1)
 
-    select = _evaluator(config, config.select_episodes, seed=config.seed + 7)
+    screen = dqn_eval.evaluator(config, max(1, config.select_episodes), dqn_eval.held_out_seed(config, dqn_eval.SCREEN))
+    confirming = config.select_episodes and config.confirm_episodes
+    keep = config.confirm_candidates if confirming else 1  # how many screened chunks stay candidates
 
     t0 = time.perf_counter()
     train_s = 0.0
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counters with floats
         opt_state = tx.init(params)
         carry = (params, opt_state, params, buffer, env_state, obs, key, jnp.zeros(n_envs), jnp.zeros(2))
-        curve, best = [], (-np.inf, params)
-        if config.select_episodes and not eps_schedule:  # fine-tuning: the starting weights compete too
-            best = (float(np.mean(select(greedy(params))[0])), params)
+        curve, best = [], []  # best: (screening return, chunk, params) of the `keep` best chunks, best first
+        if config.select_episodes and not eps_schedule and not confirming:  # the start competes on the screen
+            best = [(float(np.mean(screen(greedy, params)[0])), -1, params)]
         for c in range(chunks):
             t_chunk = time.perf_counter()
             carry = jax.block_until_ready(run_chunk(carry, jnp.int32(c * per_chunk)))
@@ -360,109 +392,28 @@ def train(config: DQNConfig, model, q_fn: Callable, *, steps: int | None = None,
             stats = np.asarray(carry[-1])
             done_steps = (c + 1) * per_chunk * n_envs
             mean_ret = stats[0] / stats[1] if stats[1] else float("nan")
-            greedy_ret = float(np.mean(select(greedy(carry[0]))[0])) if config.select_episodes else np.nan
-            if config.select_episodes and greedy_ret >= best[0] and done_steps >= learning_starts:
-                best = (greedy_ret, carry[0])
+            greedy_ret = float(np.mean(screen(greedy, carry[0])[0])) if config.select_episodes else np.nan
+            if config.select_episodes and done_steps >= learning_starts:  # a later chunk wins a tie
+                best = sorted([*best, (greedy_ret, c, carry[0])], key=lambda b: (-b[0], -b[1]))[:keep]
             curve.append((done_steps, mean_ret, greedy_ret))
             if progress is not None:
                 progress(done_steps, chunks * per_chunk * n_envs, mean_ret, greedy_ret)
+        final, selection = (best[0][2] if best else carry[0]), None
+        if confirming and best:
+            candidates = [(chunk, ret, p) for ret, chunk, p in best]
+            final, selection = dqn_eval.confirm(config, greedy, None if eps_schedule else params, candidates)
     t1 = time.perf_counter()
-    final = best[1] if config.select_episodes and np.isfinite(best[0]) else carry[0]
     trained = nnx.merge(graphdef, final, rest)
     rate = (chunks - 1) * per_chunk * n_envs / train_s if chunks > 1 else float("nan")
-    return TrainResult(trained, np.asarray(curve, np.float64), rate, t1 - t0)
+    return TrainResult(trained, np.asarray(curve, np.float64), rate, t1 - t0, selection)
 
 
-# --- evaluation -------------------------------------------------------------------------------------------
+_MOVED = ("evaluate", "chip_q", "chip_policy")  # to s2jax.recipes.dqn_eval; still reachable here
 
 
-def _evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None = None, record: int = 0,
-               progress=None, chunks: int = 10):
-    """``run(policy) -> (returns (E,), observations of episode 0)``; compiled once per policy.
+def __getattr__(name):
+    if name in _MOVED:
+        from s2jax.recipes import dqn_eval
 
-    With ``progress``, the episodes run in ``chunks`` jitted pieces of steps and
-    ``progress(done_steps, max_steps)`` is called after each; either way the run stops once every
-    episode has ended and ``record`` steps are recorded (the returns do not change)."""
-    env, env_params = make_env(config.env)
-    max_steps = max_steps or int(env_params.max_steps_in_episode)
-    per_chunk = max_steps if progress is None else -(-max_steps // max(1, min(chunks, max_steps)))
-    obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(seed), episodes),
-                                                          env_params)
-
-    def run(policy):
-        def step(carry, t):
-            obs, state, key, ret, alive = carry
-            key, k = jax.random.split(key)
-            action = policy(obs)
-            next_obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k, episodes), state, action, env_params)
-            alive = alive & (t < max_steps)  # the last chunk may run past max_steps
-            ret = ret + jnp.where(alive, reward, 0.0)
-            alive = alive & ~(terminated | truncated)
-            return (next_obs, state, key, ret, alive), obs[0]
-
-        chunk = jax.jit(lambda c, t0: jax.lax.scan(step, c, t0 + jnp.arange(per_chunk)))
-        carry = (obs0, state0, jax.random.key(seed + 1), jnp.zeros(episodes), jnp.ones(episodes, bool))
-        seen, done = [], 0
-        with jax.numpy_dtype_promotion("standard"):
-            while done < max_steps:
-                carry, obs = chunk(carry, jnp.int32(done))
-                seen.append(np.asarray(obs[: max(0, record - done)]))
-                done = min(done + per_chunk, max_steps)
-                if not bool(np.any(np.asarray(carry[4]))) and done >= record:
-                    done = max_steps  # every episode has ended
-                if progress is not None:
-                    progress(done, max_steps)
-        return np.asarray(carry[3]), np.concatenate(seen)[:record]
-
-    return run
-
-
-def evaluate(config: DQNConfig, policy: Callable, *, episodes: int | None = None, seed: int = 1234,
-             max_steps: int | None = None, record: int = 0, progress=None):
-    """Greedy returns over ``episodes`` episodes run side by side.
-
-    ``policy(obs) -> actions`` (``(E, obs_dim) -> (E,)``, jittable: e.g. the chip model on the
-    quantized network). Each environment plays exactly one episode (steps after its end are
-    ignored). ``progress(done_steps, max_steps)``, if given, is called about ten times on the way.
-    Returns ``(returns (E,), observations of episode 0 for its first ``record`` steps)``.
-    """
-    return _evaluator(config, episodes or config.eval_episodes, seed, max_steps, record, progress)(policy)
-
-
-def chip_q(config: DQNConfig, qmodel, profile: str = "float32", spec=None, net=None):
-    """``(q, net)``: Q-values ``q(obs) -> (B, n_actions)`` computed by the chip model on ``net``
-    (default ``quantize(qmodel)``).
-
-    ``qmodel`` is a ``quant.qat`` model (its readout scale turns chip voltages into Q-values). The
-    observations are encoded exactly as :func:`encode`, ``hwmodel.run`` runs the compiled
-    network, and the readout's voltages divided by the scale are averaged over the ticks
-    (:func:`readout_q`): the same float32 operations as the QAT forward, so the Q-values are
-    identical.
-    """
-    from s2jax import hwmodel, quant
-    from s2jax.fixedpoint import fmul
-
-    net = quant.quantize(qmodel) if net is None else net
-    kwargs = {} if spec is None else {"spec": spec}
-    prog = hwmodel.compile_network(net, profile, **kwargs)
-    last = qmodel.neurons[-1]
-    name = f"layer{len(qmodel.neurons) - 1}"
-    inv_scale = jnp.float32(1.0) / jnp.broadcast_to(last.quant_scale[...], last.shape)
-    frac = jnp.float32(2.0 ** prog.layout.v_frac_bits)
-
-    def q(obs):
-        x = encode(config, obs) > 0.5
-        _, trace = hwmodel.run(prog, {"input": x})
-        v = trace.voltages[name]
-        if profile == "fixed":
-            v = v.astype(jnp.float32) / frac
-        return readout_q(fmul(v, inv_scale))  # as SNN scales its readout: no fused multiply-add
-
-    return q, net
-
-
-def chip_policy(config: DQNConfig, qmodel, profile: str = "float32", spec=None, net=None):
-    """``(policy, net)``: the greedy policy of :func:`chip_q`."""
-    q, net = chip_q(config, qmodel, profile, spec, net)
-    return (lambda obs: jnp.argmax(q(obs), axis=1)), net
+        return getattr(dqn_eval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
