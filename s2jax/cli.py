@@ -230,7 +230,8 @@ def cmd_demo(args) -> int:
     if args.env not in PRESETS:
         raise ValueError(f"{args.env}: no observation range is known for the population code; run it from "
                          f"Python with DQNConfig(env=..., obs_low=..., obs_high=...) (examples/dqn_custom_env.py)")
-    summary = run_pipeline(config, args.out, weights=args.weights, qat_steps=args.qat_steps, profile=args.profile,
+    weights = tuple(dict.fromkeys(args.weights))  # "--weights 8 8" means 8
+    summary = run_pipeline(config, args.out, weights=weights, qat_steps=args.qat_steps, profile=args.profile,
                            resume=args.resume)
     print(format_table(summary))
     return 0

@@ -195,3 +195,47 @@ def test_moved_evaluation_names_stay_reachable_from_dqn():
     assert dqn.evaluate is dqn_eval.evaluate and dqn.chip_policy is dqn_eval.chip_policy
     with pytest.raises(AttributeError, match="no_such_name"):
         dqn.no_such_name  # noqa: B018
+
+
+def test_fine_tuning_that_surely_helps_replaces_the_start():
+    """From a briefly trained start, fine-tuning improves clearly: a chunk is kept, and it is better."""
+    cfg = SMALL.replace(total_steps=2_000, num_envs=8, confirm_episodes=24, learning_starts=200)
+    start = dqn.train(cfg, dqn.make_mlp(cfg, 4, 2), dqn.mlp_q(cfg)).model
+    r = dqn.train(cfg.replace(seed=3), start, dqn.mlp_q(cfg), steps=6_000, eps_schedule=False, lr=1e-3, chunks=6)
+    sel = r.selection
+    assert sel.kept >= 0 and sel.estimate > sel.start_estimate + 50, sel
+    assert checkpoint.weights_digest(r.model) != checkpoint.weights_digest(start)
+    kept = [c for c in sel.candidates if c[0] == sel.kept]
+    assert len(kept) == 1 and kept[0][2] == sel.estimate and kept[0][3] > 0
+
+
+def test_one_width_only_and_an_old_layout_is_named(tmp_path, capsys):
+    out = tmp_path / "demo"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "qnet.nir").write_bytes(b"old")
+    (out / "checkpoints" / "qat.npz").write_bytes(b"old")
+    s = run_pipeline(SMALL.replace(total_steps=4_000, eval_episodes=5), out, weights=(4,), qat_steps=640, plots=False)
+    assert list(s["widths"]) == ["4"] and s["widths"]["4"]["model"] == "lif"
+    assert not (out / "8bit").exists() and (out / "4bit" / "qnet.nir").exists()
+    assert (out / "qnet.nir").read_bytes() == b"old"  # left as it was, and named
+    err = capsys.readouterr().err
+    assert "qnet.nir, checkpoints/qat.npz in" in err and "are from an older s2jax" in err
+    json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+
+
+def test_resume_says_why_a_checkpoint_with_other_settings_is_not_used(tmp_path, monkeypatch, capsys):
+    from s2jax.recipes import dqn_pipeline
+
+    calls = []
+
+    def fake_train(config, model, q_fn, **kwargs):
+        calls.append(config)
+        return dqn.TrainResult(model, np.asarray([[1.0, 2.0, 3.0]]), 10.0, 0.1)
+
+    monkeypatch.setattr(dqn, "train", fake_train)
+    model = dqn.make_mlp(SMALL, 4, 2)
+    dqn_pipeline._train_stage("float", SMALL, model, tmp_path, False, True, {})
+    again = dqn_pipeline._train_stage("float", SMALL.replace(confirm_z=3.0, lr=2e-3), model, tmp_path, True, False, {})
+    assert len(calls) == 2 and not again.resumed
+    err = capsys.readouterr().err
+    assert "float stage: its checkpoint" in err and "trained with other settings (confirm_z, lr)" in err

@@ -115,8 +115,8 @@ def dqn_summary(resumed):
                                                  "episodes": 200, "z": 2.0, "candidates": []},
              "cores": 4, "chips": 1, "latency_s": 0.011, "ticks_per_inference": 11, "compute_latency_s": 5.9e-4,
              "energy_j": 6.6e-5}
-    four = {**width, "bits": 4, "model": "lif", "label": "4-bit (lif)", "ptq_return": 314.6, "qat_return": 500.0,
-            "selection": {**width["selection"], "kept_chunk": -1, "estimate": 310.0}}
+    four = {**width, "bits": 4, "model": "lif", "label": "4-bit (lif)", "ptq_return": 314.6, "qat_return": 314.6,
+            "selection": {**width["selection"], "kept_chunk": -1, "estimate": 310.0, "start_estimate": 310.0}}
     return {"env": "CartPole-v1", "episodes": 100, "float_return": 500.0, "widths": {"8": width, "4": four},
             "train_env_steps_per_s": 6891.0,
             "seconds_per_stage": {"float": 0.4, "ptq_8bit": 3.4, "qat_8bit": 5.0, "export_8bit": 1.9},
@@ -140,8 +140,35 @@ def test_demo_table_has_a_row_per_weight_width():
     assert re.fullmatch(r"\s+weights\s+float\s+PTQ\s+QAT\s+QAT selection estimate", lines[1]), lines[1]
     assert re.fullmatch(r"\s+8-bit \(lif_no_delay\)\s+500\.0\s+499\.0\s+500\.0\s+499\.5 on 200 held-out episodes, "
                         r"chunk 5 kept", lines[2]), lines[2]
-    assert re.fullmatch(r"\s+4-bit \(lif\)\s+500\.0\s+314\.6\s+500\.0\s+310\.0 on 200 held-out episodes, "
+    assert re.fullmatch(r"\s+4-bit \(lif\)\s+500\.0\s+314\.6\s+314\.6\s+310\.0 on 200 held-out episodes, "
                         r"PTQ weights kept \(no chunk surely better\)", lines[3]), lines[3]
+
+
+def test_demo_table_without_a_measured_rate_or_selection():
+    s = dqn_summary({})
+    s["train_env_steps_per_s"] = None  # one training chunk: summary.json holds null, not NaN
+    s["widths"]["8"]["selection"] = None
+    table = dqn_pipeline.format_table(s)
+    assert "not measured (a single training chunk" in table
+    assert re.search(r"8-bit \(lif_no_delay\)\s+500\.0\s+499\.0\s+500\.0\s+-$", table, re.M), table
+
+
+def test_demo_weights_option_reaches_the_pipeline(monkeypatch, capsys, tmp_path):
+    from s2jax import cli
+    from s2jax.recipes import dqn_pipeline as pipeline
+
+    real, seen = pipeline.run_pipeline, []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda config, out, **kw: seen.append(kw["weights"]) or dqn_summary({}))
+    for argv, expected in ((["--weights", "4"], (4,)), (["--weights", "8", "8", "4"], (8, 4)), ([], (8, 4))):
+        assert cli.main(["demo", "--out", str(tmp_path / "d"), *argv]) == 0
+        assert seen[-1] == expected
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--weights", "2"])
+    assert "invalid choice: 2" in capsys.readouterr().err
+    for bad in ((), (8, 8), (2,), (True,)):
+        with pytest.raises(ValueError, match="weights must name distinct widths among \\[4, 8\\]"):
+            real(dqn.DQNConfig(), tmp_path / "x", weights=bad)
 
 
 def test_dvs_table_names_resumed_stages():

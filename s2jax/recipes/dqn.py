@@ -90,11 +90,12 @@ class DQNConfig:
     # which weights train keeps (s2jax.recipes.dqn_eval): every chunk is screened on select_episodes
     # greedy episodes; the confirm_candidates best (and, when fine-tuning, the starting weights) are
     # compared on confirm_episodes held-out episodes; a fine-tuned chunk replaces the starting weights
-    # only when its paired gain is above zero by confirm_z standard errors
+    # only when its paired gain is above zero by confirm_z standard errors (2.4: a one-sided 2.5%
+    # error rate shared by 3 candidates, Bonferroni)
     select_episodes: int = 16
     confirm_episodes: int = 200
     confirm_candidates: int = 3
-    confirm_z: float = 2.0
+    confirm_z: float = 2.4
 
     def __post_init__(self):
         for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "ticks", "neurons_per_dim",
@@ -112,6 +113,9 @@ class DQNConfig:
         if self.confirm_episodes > MAX_EVAL_EPISODES:
             raise ValueError(f"DQNConfig.confirm_episodes {self.confirm_episodes:,} exceeds the limit of "
                              f"{MAX_EVAL_EPISODES:,}")
+        if self.confirm_episodes and self.select_episodes and self.confirm_candidates < 1:
+            raise ValueError("DQNConfig.confirm_candidates must be >= 1 when confirm_episodes and select_episodes "
+                             "are set (the chunks to confirm)")
         if self.confirm_episodes == 1:
             raise ValueError("DQNConfig.confirm_episodes must be 0 (no confirmation) or at least 2 (a standard "
                              "error needs two episodes)")
@@ -233,7 +237,8 @@ class TrainResult(NamedTuple):
     none), greedy return on the screening episodes after the chunk); ``steps_per_s``: training env
     steps per second (compilation and the greedy evaluations excluded); ``seconds``: wall time of
     everything; ``selection``: the confirmation's :class:`~s2jax.recipes.dqn_eval.Selection` (None
-    when ``confirm_episodes`` or ``select_episodes`` is 0)."""
+    when ``confirm_episodes`` or ``select_episodes`` is 0, or when no chunk ended after learning
+    started: then the last weights are returned)."""
 
     model: object
     returns: np.ndarray

@@ -44,7 +44,8 @@ def evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None
 
     ``policy(obs) -> actions``, or ``policy(params, obs)`` when ``params`` is given: the params are an
     argument of the compiled step, so evaluating new weights of the same ``policy`` does not compile
-    again. With ``progress``, the episodes run in ``chunks`` jitted pieces of steps and
+    again (a ``policy(obs)`` is compiled at every call: whatever it closes over may have changed).
+    With ``progress``, the episodes run in ``chunks`` jitted pieces of steps and
     ``progress(done_steps, max_steps)`` is called after each; either way the run stops once every
     episode has ended and ``record`` steps are recorded (the returns do not change)."""
     env, env_params = make_env(config.env)
@@ -52,7 +53,7 @@ def evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None
     per_chunk = max_steps if progress is None else -(-max_steps // max(1, min(chunks, max_steps)))
     obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(seed), episodes),
                                                           env_params)
-    compiled = {}  # the jitted chunk of the last policy
+    compiled = {}  # the jitted chunk of the last policy(params, obs)
 
     def chunk_fn(policy, with_params):
         def step(params, carry, t):
@@ -69,11 +70,13 @@ def evaluator(config: DQNConfig, episodes: int, seed: int, max_steps: int | None
         return jax.jit(lambda c, t0, p: jax.lax.scan(lambda cc, t: step(p, cc, t), c, t0 + jnp.arange(per_chunk)))
 
     def run(policy, params=None):
-        key = (policy, params is not None)
-        if key not in compiled:
-            compiled.clear()
-            compiled[key] = chunk_fn(policy, params is not None)
-        chunk = compiled[key]
+        if params is None:
+            chunk = chunk_fn(policy, False)
+        else:
+            if policy not in compiled:
+                compiled.clear()
+                compiled[policy] = chunk_fn(policy, True)
+            chunk = compiled[policy]
         carry = (obs0, state0, jax.random.key(seed + 1), jnp.zeros(episodes), jnp.ones(episodes, bool))
         seen, done = [], 0
         with jax.numpy_dtype_promotion("standard"):
@@ -146,8 +149,15 @@ def choose(start: np.ndarray | None, candidates: list[np.ndarray], z: float) -> 
     With a start (fine-tuning): the candidate whose paired gain over the start has the highest lower
     bound (:func:`gain_lower_bound`) is kept only when that bound is above zero; otherwise the start is
     kept, so a chunk that is not surely better never replaces it. Without a start (training from
-    scratch): the candidate with the best mean (the earliest of equals). ``candidates`` holds each
-    candidate's returns on the same episodes as ``start``."""
+    scratch): the candidate with the best mean (of equals, the one listed first). ``candidates`` holds
+    each candidate's returns on the same episodes as ``start``.
+
+    What this promises: the kept chunk's true gain over the start is positive with the confidence
+    ``z`` gives (with a bound above zero by ``z`` standard errors over ``k`` candidates, a wrong
+    replacement happens with probability at most about ``k * (1 - Phi(z))``); the reported
+    evaluation, a finite sample of other episodes, can still show a chunk with a small true gain a
+    little below the start. The kept chunk's confirmation mean is the best of ``k`` and so an
+    optimistic estimate of it."""
     if not candidates:
         raise ValueError("choose needs at least one candidate")
     if start is None:

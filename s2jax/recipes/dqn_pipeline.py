@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -112,6 +113,10 @@ def _train_stage(name, config, model, out, resume, quiet, extra, **kwargs) -> St
     if resume:  # a corrupt or altered checkpoint is named and ignored: the stage trains again and replaces it
         try:
             saved = checkpoint.read_meta(ckpt)
+            if saved is not None and saved.get("config") != meta["config"] and not quiet:
+                print(f"{name} stage: its checkpoint {display_path(ckpt.with_suffix('.npz'))} was trained with other "
+                      f"settings ({_differences(saved.get('config'), meta['config'])}); training the stage again",
+                      file=sys.stderr)
             if saved is not None and saved.get("config") == meta["config"]:
                 curve, rate = np.asarray(saved["curve"], np.float64), float(saved["steps_per_s"])
                 selection = saved.get("selection")
@@ -133,6 +138,36 @@ def _train_stage(name, config, model, out, resume, quiet, extra, **kwargs) -> St
     checkpoint.save_model(ckpt, result.model, {**meta, "curve": result.returns.tolist(),
                                                "steps_per_s": result.steps_per_s, "selection": selection})
     return Stage(result.model, result.returns, result.steps_per_s, False, selection)
+
+
+def _differences(old, new) -> str:
+    """The settings that differ between two stage configs, named (at most five)."""
+    if not isinstance(old, dict):
+        return "no settings recorded"
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "<absent>") != new.get(k, "<absent>"))
+    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def _json_safe(value):
+    """``value`` with every NaN or infinite float as None: ``summary.json`` is strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+#: What s2jax before the per-width layout wrote at the top of the output folder.
+OLD_LAYOUT = ("qnet.nir", "qnet.s2img", "pyspinnaker2", "spike_raster.png", "checkpoints/qat.npz")
+
+
+def _warn_old_layout(out: Path, quiet: bool):
+    old = [name for name in OLD_LAYOUT if (out / name).exists()]
+    if old and not quiet:
+        print(f"note: {', '.join(old)} in {display_path(out)} are from an older s2jax (one weight width) and are "
+              f"left as they are; this run writes its artefacts into {display_path(out)}/<bits>bit/", file=sys.stderr)
 
 
 def _example_input(net, config, obs):
@@ -158,6 +193,7 @@ def run_pipeline(config: dqn.DQNConfig, out="s2jax-demo", *, weights=(8, 4), qat
     weights = _check_weights(weights)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _warn_old_layout(out, quiet)
     env, env_params = dqn.make_env(config.env)
     obs_dim = int(np.prod(env.observation_space(env_params).shape))
     n_actions = int(env.action_space(env_params).n)
@@ -222,7 +258,8 @@ def run_pipeline(config: dqn.DQNConfig, out="s2jax-demo", *, weights=(8, 4), qat
         summary["files"] += write_plots(out, summary, fl.curve, qat_curves, traces)
     summary["files"].append(str(out / "summary.json"))
     summary["files"] = [display_path(f) for f in summary["files"]]
-    fileio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    summary = _json_safe(summary)
+    fileio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=False))
     return summary
 
 
@@ -285,7 +322,7 @@ def _stage_seconds(seconds: dict, resumed: dict) -> str:
 
 def _selection_text(sel: dict | None) -> str:
     """The selection's own estimate of the kept weights and what it kept, in a few words."""
-    if not sel:
+    if not sel or sel.get("estimate") is None:
         return "-"
     kept = ("PTQ weights kept (no chunk surely better)" if sel["kept_chunk"] < 0
             else f"chunk {sel['kept_chunk'] + 1} kept")
@@ -309,8 +346,10 @@ def format_table(summary: dict) -> str:
     for r in (head, *rows):
         lines.append("  " + "  ".join(c.ljust(n) if i in (0, 4) else c.rjust(n)
                                       for i, (c, n) in enumerate(zip(r, cols))).rstrip())
-    rate = (f"{s['train_env_steps_per_s']:,.0f}" if "float" not in resumed
-            else "not measured (float training resumed from its checkpoint)")
+    rate = s.get("train_env_steps_per_s")
+    rate = ("not measured (float training resumed from its checkpoint)" if "float" in resumed
+            else "not measured (a single training chunk: its time includes compilation)" if rate is None
+            else f"{rate:,.0f}")
     per_width = "; ".join
     info = [
         ("cores (PEs) used", per_width(f"{v['bits']}-bit {v['cores']} on {v['chips']} chip(s)" for v in widths.values())),
