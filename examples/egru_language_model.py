@@ -5,6 +5,8 @@ and an LSTM of about the same parameter count, trained the same way on the same 
 library source (textwrap.py, argparse.py, string.py, ... : s2jax.recipes.egru_lm.CORPUS_MODULES).
 Prints test perplexities, the event sparsity per layer and the chip cost per character, and
 writes them to --out (JSON, default s2jax-examples/egru_lm.json; its folder is created).
+``--tiny --steps 5 --qat-steps 3 --hidden 16`` checks the whole run in seconds (the figures then
+mean nothing).
 """
 
 import argparse
@@ -15,6 +17,9 @@ from s2jax import fileio
 from s2jax.recipes import egru_lm
 from s2jax.recipes.dqn_pipeline import display_path
 
+# --tiny: 20,000 characters of text, short sequences, small batches and embedding, a short evaluation
+TINY = dict(max_chars=20_000, seq_len=16, batch_size=4, embed=8, eval_batches=2)
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text", help="UTF-8 text file (default: the standard-library corpus)")
@@ -22,8 +27,10 @@ if __name__ == "__main__":
     parser.add_argument("--qat-steps", type=int, default=egru_lm.LMConfig.qat_steps)
     parser.add_argument("--hidden", type=int, nargs="+", default=list(egru_lm.LMConfig.hidden))
     parser.add_argument("--out", default="s2jax-examples/egru_lm.json", help="results file (JSON)")
+    parser.add_argument("--tiny", action="store_true", help="little text, small batches: a seconds-long smoke test")
     args = parser.parse_args()
-    config = egru_lm.LMConfig(steps=args.steps, qat_steps=args.qat_steps, hidden=tuple(args.hidden))
+    config = egru_lm.LMConfig(steps=args.steps, qat_steps=args.qat_steps, hidden=tuple(args.hidden),
+                              **(TINY if args.tiny else {}))
     text = egru_lm.load_corpus(args.text, config.max_chars)
     result = egru_lm.run(config, text)
     print(f"{result['chars']:,} characters, vocabulary {result['vocab']}")

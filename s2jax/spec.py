@@ -40,6 +40,8 @@ def _f(default, tag: str, source: str, doc: str):
 _PYS2 = "py-spinnaker2 snn/ and s2_nir (public code)"
 _SPEC = "docs/SPINNAKER2.md"
 
+# The stock kinds by family, as names (s2jax.kinds is the registry every module reads; these tuples
+# stay for code written against them and do not list kinds added later).
 LIF_MODELS = ("lif", "lif_no_delay", "lif_conv2d")
 CUBA_MODELS = ("lif_curr_exp", "lif_curr_exp_no_delay")
 NEURON_MODELS = LIF_MODELS + CUBA_MODELS
@@ -288,25 +290,50 @@ class ChipSpec:
         if self.egru_layer_latency_ticks != 0:
             raise ValueError("egru_layer_latency_ticks != 0 is not implemented")
 
+    # Per-kind numbers: the tables above list the stock kinds; a kind they do not list (one added
+    # through s2jax.kinds) takes the defaults its NeuronKind declares.
+
     def weight_range(self, model: str) -> tuple[int, int]:
         """Inclusive integer weight range of ``Projection`` synapses into a population of `model`
         (``Conv2DProjection`` kernels use ``conv_weight_range``)."""
         for name, rng in self.weight_ranges:
             if name == model:
                 return rng
-        raise ValueError(f"neuron model {model!r} takes no synapses; models with weights: "
-                         f"{[n for n, _ in self.weight_ranges]}")
+        rng = _kind(model).weight_range if _known(model) else None
+        if rng is None:
+            from s2jax import kinds
+
+            takes = [n for n, _ in self.weight_ranges] + [n for n in kinds.neuron_names()
+                                                          if n not in dict(self.weight_ranges)]
+            raise ValueError(f"neuron model {model!r} takes no synapses; models with weights: {takes}")
+        return rng
 
     def atoms_per_core(self, model: str) -> int:
         """Default largest number of ``model`` neurons on one PE."""
-        return dict(self.max_atoms_per_core)[model]
+        table = dict(self.max_atoms_per_core)
+        return table[model] if model in table else _kind(model).atoms_per_core
 
     def state_bytes(self, model: str) -> int:
         """SRAM bytes one ``model`` neuron takes on its PE."""
-        return dict(self.neuron_state_bytes)[model]
+        table = dict(self.neuron_state_bytes)
+        return table[model] if model in table else _kind(model).state_bytes
 
     def has_delays(self, model: str) -> bool:
-        return model in self.delay_models
+        if model in self.delay_models or model in dict(self.max_atoms_per_core):
+            return model in self.delay_models
+        return _known(model) and _kind(model).delays
+
+
+def _known(model) -> bool:
+    from s2jax import kinds
+
+    return isinstance(model, str) and model in kinds.names()
+
+
+def _kind(model):
+    from s2jax import kinds
+
+    return kinds.get(model)
 
 
 SPINNAKER2 = ChipSpec()

@@ -13,8 +13,8 @@ import pytest
 from s2jax import SPINNAKER2, hwmodel
 from s2jax import qnet as snn
 from s2jax.export import rules
-from s2jax.export.image import ImageError, load_image, save_image
-from s2jax.export.image_format import NETWORK, PE, ROUTING, SPEC, _block, _pack, spec_json
+from s2jax.export.image import NETWORK, PE, ROUTING, SPEC, ImageError, load_image, save_image, spec_json
+from s2jax.export.image._format import _block, _pack
 from s2jax.hwmodel.mapping import MAX_MAPPED_PES, MappingSizeError, map_to_cores
 from s2jax.hwmodel.program import compile_network
 from s2jax.hwmodel.simulator import MAX_RUN_BYTES, check_run_size, spike_list_inputs

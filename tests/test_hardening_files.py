@@ -19,9 +19,10 @@ from flax import nnx
 from s2jax import fileio
 from s2jax import qnet as snn
 from s2jax.data import cache
-from s2jax.export import _pyspinnaker2_format, load_image, pyspinnaker2, save_image
+from s2jax.export import load_image, pyspinnaker2, save_image
 from s2jax.export.image import ImageError
 from s2jax.export.pyspinnaker2 import ARRAYS_FILE, NETWORK_FILE, load_pyspinnaker2, load_results, to_pyspinnaker2
+from s2jax.export.pyspinnaker2 import _format as _pyspinnaker2_format
 from s2jax.fileio import FileFormatError
 from s2jax.recipes import checkpoint, dqn, dqn_pipeline, dvs_pipeline
 from s2jax.recipes.checkpoint import CheckpointError
@@ -618,7 +619,7 @@ def test_load_image_goes_through_fileio(tmp_path):
 def test_no_module_writes_files_behind_fileio():
     """Renames, temporary files and direct writes live only in s2jax/fileio.py (the generated board-side
     script, which needs only numpy, has its own)."""
-    allowed = {SRC / "fileio.py", SRC / "export" / "_pyspinnaker2_script.py"}
+    allowed = {SRC / "fileio.py", SRC / "export" / "pyspinnaker2" / "_script.py"}
     found = []
     for path in sorted(SRC.rglob("*.py")):
         if path in allowed:
@@ -628,7 +629,7 @@ def test_no_module_writes_files_behind_fileio():
                                        "mkstemp", "checkpoint.atomic_write")):
                 found.append(f"{path.relative_to(SRC)}:{n}: {line.strip()}")
     # a bundle is assembled in a hidden folder, then the folder is renamed into place
-    assert [f for f in found if not f.startswith("export/pyspinnaker2.py")] == []
+    assert [f for f in found if not f.startswith("export/pyspinnaker2/_bundle.py")] == []
 
 
 # --- dataset cache --------------------------------------------------------------------------------
@@ -746,7 +747,7 @@ def test_a_bundle_with_many_spikes_rebuilds_them_without_a_loop_per_spike(tmp_pa
 def _edit_image(path: Path, doc=None, spikes=None) -> Path:
     """Rewrite a board image (valid CRCs): the network section's JSON ``doc`` (a dict or raw bytes)
     and / or the spike pairs of PE 0."""
-    from s2jax.export import image_format as fmt
+    from s2jax.export.image import _format as fmt
 
     _, sections = fmt._sections(path.read_bytes(), str(path))
     out = []
@@ -769,7 +770,7 @@ def snn_spec():
 
 
 def _image_doc(path: Path) -> dict:
-    from s2jax.export import image_format as fmt
+    from s2jax.export.image import _format as fmt
 
     _, sections = fmt._sections(path.read_bytes(), str(path))
     return json.loads(next(body for kind, _, body, _ in sections if kind == fmt.NETWORK))

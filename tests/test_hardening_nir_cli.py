@@ -465,7 +465,7 @@ def test_simulate_refuses_a_run_too_large_before_allocating(files, capsys):
 
 
 def test_a_pooled_dense_expansion_over_the_limit_is_refused_before_allocating(monkeypatch):
-    from s2jax.export import nir_common
+    from s2jax.export.nir import _common as nir_common
 
     monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 250)  # the (3, 72) weight itself fits
     g = CASES["Flatten"]()
@@ -509,7 +509,7 @@ def traced_peak(fn) -> int:
 def test_a_compressed_file_of_zero_weights_over_the_limit_is_refused_from_its_header(tmp_path, monkeypatch, capsys):
     """A small gzip file declaring a big zero matrix (the 2 MB file of 20000 x 20000 zeros that
     made `s2jax check` peak at 14.7 GB) is refused before its weights are read."""
-    from s2jax.export import nir_common
+    from s2jax.export.nir import _common as nir_common
 
     path = tmp_path / "zeros.nir"
     nir.write(path, dense_graph(1000, 300))
@@ -528,7 +528,7 @@ def test_a_compressed_file_of_zero_weights_over_the_limit_is_refused_from_its_he
 
 
 def test_a_weight_over_the_limit_in_memory_is_refused_before_any_conversion(monkeypatch):
-    from s2jax.export import nir_common
+    from s2jax.export.nir import _common as nir_common
 
     g = dense_graph(1000, 300)
     monkeypatch.setattr(nir_common, "MAX_DENSE_WEIGHTS", 10_000)
@@ -553,7 +553,7 @@ def test_the_import_makes_no_float64_copies_of_the_whole_matrix():
 
 
 def test_exporting_a_projection_whose_dense_matrix_is_over_the_limit_is_refused(monkeypatch):
-    from s2jax.export import nir_common
+    from s2jax.export.nir import _common as nir_common
 
     net = snn.Network("big").add(
         a := snn.Population(200, "spike_list", {0: [1]}, name="a"),
@@ -579,7 +579,7 @@ def test_a_2000_layer_chain_orders_in_well_under_a_second():
     """The ordering used to rescan lists inside its loop (cubic: 191 s for 3000 layers)."""
     import time
 
-    from s2jax.export.nir_read import _order, _trace
+    from s2jax.export.nir._read import _order, _trace
 
     g = chain_graph(2000)
     syns, _ = _trace(g)
@@ -606,7 +606,7 @@ def _order_by_definition(graph, syns) -> list:
 def test_the_fast_ordering_keeps_the_order_of_the_rule(seed):
     from types import SimpleNamespace
 
-    from s2jax.export.nir_read import _order
+    from s2jax.export.nir._read import _order
 
     rng = np.random.default_rng(seed)
     lif = nir.LIF(tau=np.ones(1), r=np.ones(1), v_leak=np.zeros(1), v_threshold=np.ones(1))

@@ -279,7 +279,7 @@ def test_fixed_profile_rejects_unrepresentable_parameters():
     pop = snn.Population(2, "lif", {"alpha_decay": 1.5}, name="leaky")
     with pytest.raises(ValueError, match=r"'leaky'.*alpha_decay = 1.5 outside \[0, 1\]"):
         compile_network(snn.Network().add(pop), "fixed")
-    assert jnp.asarray(compile_network(snn.Network().add(pop), "float32").lif_params.alpha)[0] == 1.5
+    assert jnp.asarray(compile_network(snn.Network().add(pop), "float32").params_of("lif").alpha)[0] == 1.5
 
 
 def test_grouped_projections_gather_and_strided_paths_agree_with_reference(profile):

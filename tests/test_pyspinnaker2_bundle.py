@@ -277,7 +277,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(bundle_io.np, "savez_compressed", broken)  # fails after network.json is written
+    monkeypatch.setattr(np, "savez_compressed", broken)  # fails after network.json is written
     for target, overwrite in ((tmp_path / "new", False), (old, True)):
         with pytest.raises(OSError, match="disk full"):
             to_pyspinnaker2(net, target, timesteps=5, overwrite=overwrite)

@@ -28,10 +28,3 @@ def test_quickstart_runs(capsys):
     out = capsys.readouterr().out
     assert "hidden" in out and "sample-ticks/s" in out
     assert result["hidden"] and set(result["readout_v"]) == {0, 1}
-
-
-def test_examples_compile():
-    import py_compile
-
-    for path in sorted((ROOT / "examples").glob("*.py")):
-        py_compile.compile(str(path), doraise=True)

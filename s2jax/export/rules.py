@@ -51,7 +51,9 @@ import numpy as np
 from s2jax.hwmodel.mapping import MAX_MAPPED_PES, Mapping, MappingSizeError, map_to_cores
 from s2jax.qnet import (DECAY_RANGE, MAX_POPULATION_SIZE, Conv2DProjection, Network, Projection, decay_violations,
                         parameter_error, population_size_error)
-from s2jax.spec import NEURON_MODELS, SPINNAKER2, ChipSpec
+from s2jax import kinds
+from s2jax.export import nir as nir_nodes
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "MAPPING_BLOCKERS",
            "check_nir_graph"]
@@ -111,7 +113,7 @@ def parameters(net: Network, spec: ChipSpec) -> list[Violation]:
 def decay_range(net: Network, spec: ChipSpec) -> list[Violation]:
     out = []
     for pop in net.populations:
-        if pop.neuron_model in NEURON_MODELS:
+        if pop.neuron_model in kinds.neuron_names():
             out += [Violation("decay_range", f"population {pop.name!r}", value, DECAY_RANGE, message)
                     for _, value, message in decay_violations(pop)]
     return out
@@ -127,7 +129,7 @@ def weight_range(net: Network, spec: ChipSpec) -> list[Violation]:
         w = np.asarray(proj.weights)
         if isinstance(proj, Conv2DProjection):
             (lo, hi), what = spec.conv_weight_range, "conv kernel"
-        elif proj.post.neuron_model in NEURON_MODELS:
+        elif proj.post.neuron_model in kinds.neuron_names():
             (lo, hi), what = spec.weight_range(proj.post.neuron_model), f"model {proj.post.neuron_model!r}"
         else:
             continue  # projection_endpoints reports it
@@ -178,7 +180,7 @@ def _conv_bound(proj: Conv2DProjection) -> int:
 def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
     out = []
     for pop in net.populations:
-        if pop.neuron_model not in NEURON_MODELS or population_size_error(pop):
+        if pop.neuron_model not in kinds.neuron_names() or population_size_error(pop):
             continue
         posts, ws = [], []  # incoming synapses: summed per receiving neuron (memory per synapse, not per neuron)
         conv = 0
@@ -248,8 +250,8 @@ def projection_endpoints(net: Network, spec: ChipSpec) -> list[Violation]:
             if not any(pop is p for p in net.populations):
                 out.append(Violation("projection_endpoints", where, pop.name, "a population of the network",
                                      f"{where}: population {pop.name!r} is not part of network {net.name!r}"))
-        if proj.post.neuron_model not in NEURON_MODELS:
-            out.append(Violation("projection_endpoints", where, proj.post.neuron_model, list(NEURON_MODELS),
+        if proj.post.neuron_model not in kinds.neuron_names():
+            out.append(Violation("projection_endpoints", where, proj.post.neuron_model, list(kinds.neuron_names()),
                                  f"{where}: population {proj.post.name!r} of model {proj.post.neuron_model!r} "
                                  f"cannot receive synapses"))
         if isinstance(proj, Projection):
@@ -356,10 +358,10 @@ def require_deployable(net, spec: ChipSpec = SPINNAKER2, **kwargs) -> None:
 
 # --- NIR graph rules -------------------------------------------------------------------------------------
 
-_WEIGHT_NODES = ("Affine", "Linear", "Conv2d")
-_NEURON_NODES = ("LIF", "IF", "CubaLIF", "LI")
-_PASS_NODES = ("SumPool2d", "Flatten")  # shape only: they pass the weight-ness along
-_SUPPORTED = ("Input", "Output") + _WEIGHT_NODES + _NEURON_NODES + _PASS_NODES  # as s2jax.export.from_nir
+# the node families of s2jax.export.nir (one definition), as type names; the neuron node types are
+# those the registered kinds' NIR codecs write or read, looked up at each check
+_WEIGHT_NODES = tuple(c.__name__ for c in nir_nodes.WEIGHT_NODES)
+_PASS_NODES = tuple(c.__name__ for c in nir_nodes.SHAPE_NODES)  # shape only: they pass the weight-ness along
 
 
 def check_nir_graph(graph) -> list[Violation]:
@@ -370,6 +372,8 @@ def check_nir_graph(graph) -> list[Violation]:
     except AttributeError:
         raise TypeError(f"check needs a qnet.Network or a nir.NIRGraph, got {type(graph).__name__}") from None
     kind = {name: type(node).__name__ for name, node in nodes.items()}
+    neuron_types = tuple(c.__name__ for c in nir_nodes.neuron_nodes())
+    supported = tuple(c.__name__ for c in nir_nodes.supported_nodes())
     preds = {name: [] for name in nodes}
     for src, dst in edges:
         if dst in preds:
@@ -387,16 +391,16 @@ def check_nir_graph(graph) -> list[Violation]:
 
     out = []
     for name, k in kind.items():
-        if k not in _SUPPORTED:
-            out.append(Violation("nir_node_type", f"node {name!r}", k, list(_SUPPORTED),
-                                 f"node {name!r}: {k} has no SpiNNaker2 mapping; supported: {', '.join(_SUPPORTED)}"))
+        if k not in supported:
+            out.append(Violation("nir_node_type", f"node {name!r}", k, list(supported),
+                                 f"node {name!r}: {k} has no SpiNNaker2 mapping; supported: {', '.join(supported)}"))
     for name, k in kind.items():
         srcs = source_kind(name)
         if k in _WEIGHT_NODES and srcs & set(_WEIGHT_NODES):
             out.append(Violation("nir_consecutive_weights", f"node {name!r}", k, "a neuron node in between",
                                  f"node {name!r} ({k}) follows another weight node; the chip needs a neuron "
                                  f"population between two weight layers (fold them into one)"))
-        if k in _NEURON_NODES and srcs & {*_NEURON_NODES, "Input"}:
+        if k in neuron_types and srcs & {*neuron_types, "Input"}:
             out.append(Violation("nir_unweighted_edge", f"node {name!r}", k, "a weight node in between",
                                  f"node {name!r} ({k}) is fed by a neuron or input node without weights; the "
                                  f"chip connects populations only through projections"))

@@ -24,7 +24,8 @@ import numpy as np
 
 from s2jax.hwmodel.mapping import Mapping, map_to_cores
 from s2jax.qnet import Conv2DProjection, Network
-from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+from s2jax import kinds
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["CostEstimate", "estimate_cost"]
 
@@ -96,7 +97,7 @@ def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping
     for k, pop in enumerate(net.populations):
         conv = pop.neuron_model == "lif_conv2d"
         per_pop[pop.name] = {"events": 0.0 if conv else float(events[k]),
-                             "updates": 0 if pop.neuron_model in INPUT_MODELS else pop.size,
+                             "updates": 0 if kinds.get(pop.neuron_model).is_input else pop.size,
                              "macs": macs[pop.name]}
 
     worst = 0.0

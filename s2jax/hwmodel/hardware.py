@@ -8,13 +8,13 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from s2jax import dynamics
+from s2jax import dynamics, kinds
 from s2jax.hwmodel.cost import _conv_macs
 from s2jax.hwmodel.mapping import map_to_cores
 from s2jax.hwmodel.program import compile_network
 from s2jax.hwmodel.simulator import MAX_RUN_BYTES, Trace, _positive_int, check_run_size, run, spike_list_inputs, to_volts
 from s2jax.qnet import RECORDABLE, Conv2DProjection, Network, Population
-from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["Simulator", "SpiNNaker2Chip", "SpiNNcloud48NodeBoard", "SpikeTimes", "time_done_estimates",
            "IGNORED_HARDWARE_OPTIONS", "RUN_OPTIONS"]
@@ -100,7 +100,7 @@ class Simulator:
         net.validate()
         _recheck_populations(net)
         for pop in net.populations:  # no stale results if this run fails or only maps
-            pop._spikes = pop._voltages = pop._time_done = None
+            pop.clear_recording()
         want_time_done = [p for p in net.populations if "time_done" in p.record]
         if not options["mapping_only"]:
             check_run_size(net, 1, timesteps)  # the run's memory, before anything is allocated
@@ -126,18 +126,20 @@ class Simulator:
         inputs = spike_list_inputs(net, timesteps)
         _, trace = jax.jit(run, static_argnames="timesteps")(prog, inputs or None, timesteps=timesteps)
         self.last_trace = trace
+        estimates = {}
+        if want_time_done:
+            estimates = time_done_estimates(net, mapping, trace, options["sys_tick_in_s"], self.spec)
         for pop in net.populations:
+            spikes = voltages = None
             if pop.name in trace.spikes:
                 s = np.asarray(trace.spikes[pop.name][0])
                 fired = np.nonzero(s.any(axis=0))[0]
-                pop._spikes = SpikeTimes({int(i): np.nonzero(s[:, i])[0].tolist() for i in fired}, pop.size)
+                spikes = SpikeTimes({int(i): np.nonzero(s[:, i])[0].tolist() for i in fired}, pop.size)
             if pop.name in trace.voltages:
                 v = to_volts(trace.voltages[pop.name][0], lay)
-                pop._voltages = {i: v[:, i].copy() for i in range(pop.size)}
-        if want_time_done:
-            estimates = time_done_estimates(net, mapping, trace, options["sys_tick_in_s"], self.spec)
-            for pop in want_time_done:
-                pop._time_done = estimates[pop.name]
+                voltages = {i: v[:, i].copy() for i in range(pop.size)}
+            time_done = estimates[pop.name] if "time_done" in pop.record else None
+            pop.store_recording(spikes=spikes, voltages=voltages, time_done=time_done)
         return trace
 
     def _run_options(self, run_options: dict) -> dict:
@@ -206,16 +208,17 @@ def _recheck_populations(net: Network):
         for r in record:
             if r not in RECORDABLE:
                 raise ValueError(f"population {pop.name!r}: cannot record {r!r}; recordable: {list(RECORDABLE)}")
-        if pop.neuron_model in INPUT_MODELS:
+        if kinds.get(pop.neuron_model).is_input:
             for r in ("v", "time_done"):
                 if r in record:
                     raise ValueError(
                         f"population {pop.name!r}: a spike_list population cannot record {r!r}"
                         + (" (the cost model charges no processing time to spike sources)" if r == "time_done"
                            else " (it has no voltage)"))
-            pop.params = pop._check_spike_list(pop.params)
-        else:
-            pop.params = pop._check_neuron_params(pop.params)
+        if not isinstance(pop.params, dict):  # worded as the constructor words it
+            what = "spike_list params" if kinds.get(pop.neuron_model).is_input else "params"
+            raise ValueError(f"population {pop.name!r}: {what} must be a dict, got {type(pop.params)}")
+        pop.set_params(pop.params)  # the constructor's checks; the checked parameters replace pop.params
         pop.record = list(record)
 
 
@@ -237,10 +240,10 @@ def time_done_estimates(net: Network, mapping, trace: Trace, sys_tick_in_s: floa
     for proj in net.projections:
         if isinstance(proj, Conv2DProjection):
             macs[proj.post.name] += _conv_macs(proj)
-    out = {p.name: {} for p in net.populations if p.neuron_model not in INPUT_MODELS}
+    out = {p.name: {} for p in net.populations if not kinds.get(p.neuron_model).is_input}
     for pl in mapping.placements:
         pop = net.population(pl.population)
-        if pop.neuron_model in INPUT_MODELS:
+        if kinds.get(pop.neuron_model).is_input:
             continue
         share = pl.size / pop.size
         ev = 0.0 if pop.neuron_model == "lif_conv2d" else events[:, names.index(pop.name)]

@@ -56,7 +56,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population, population_size_error
-from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+from s2jax import kinds
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["CONV_PARAM_BYTES", "MAX_MAPPED_PES", "Mapping", "MappingSizeError", "Placement", "Route",
            "check_population_sizes", "map_to_cores"]
@@ -211,7 +212,7 @@ class _Bytes:
 
 def _population_bytes(net: Network, pop: Population, spec: ChipSpec) -> _Bytes:
     """The SRAM bytes of ``pop``'s neurons (memory proportional to its spikes and synapses, not its size)."""
-    if pop.neuron_model in INPUT_MODELS:
+    if kinds.get(pop.neuron_model).is_input:
         items = sorted((int(i), len(t)) for i, t in pop.params.items() if len(t))
         at = np.array([i for i, _ in items], np.int64)
         entries = np.array([n for _, n in items], np.int64)

@@ -1,15 +1,17 @@
 """Compile a :class:`~s2jax.qnet.Network` into a `ChipProgram`: flat arrays the chip model scans over.
 
 Layout. Every neuron of the network gets one index in *spike space*: spike_list inputs first,
-then all LIF-family neurons (``lif``, ``lif_no_delay``, ``lif_conv2d``), then all current-based
-ones; each population is a contiguous slice. Neuron space is spike space minus the inputs.
-Neurons of one family share one state vector and one vectorized step, whatever population they
-belong to, so the cost per tick does not grow with the number of populations.
+then the neurons of each chip-model block (:class:`s2jax.kinds.Block`: ``lif`` holds ``lif``,
+``lif_no_delay`` and ``lif_conv2d``; ``cuba`` the current-based kinds) in the registry's block
+order; each population is a contiguous slice. Neuron space is spike space minus the inputs.
+Neurons of one block share one state vector and one vectorized step, whatever population they
+belong to, so the cost per tick does not grow with the number of populations. Only blocks with
+neurons appear in the layout.
 
 Synapses. A projection becomes one dense integer matrix per delay, stacked as ``(D * n_pre,
 n_post)`` so one matmul sums every delay slot. Duplicate synapses add up (for current-based
 targets positive and negative weights are summed into separate excitatory / inhibitory
-matrices, as the chip routes them). Projections of equal shape are stacked into groups, one
+matrices, as the chip routes them: kinds with two input channels). Projections of equal shape are stacked into groups, one
 batched matmul per group per tick. Matrices are int8 when every summed entry fits, else int32;
 products are accumulated in int32, so the synaptic sum is exact in any order.
 
@@ -20,15 +22,16 @@ reused for every network of the same shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from s2jax import dynamics
-from s2jax.fixedpoint import INT32_MAX, INT32_MIN, round_host
+from s2jax import dynamics, kinds
 from s2jax.hwmodel.mapping import check_population_sizes
-from s2jax.qnet import Conv2DProjection, Network, Population, decay_violations, parameter_error
-from s2jax.spec import CUBA_MODELS, INPUT_MODELS, LIF_MODELS, SPINNAKER2, ChipSpec
+from s2jax.hwmodel.params import block_params, flush_subnormals  # noqa: F401 (flush_subnormals: its old home)
+from s2jax.qnet import Conv2DProjection, Network, Population, parameter_error
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,7 @@ class Layout:
     sizes: tuple[int, ...]
     starts: tuple[int, ...]  # spike-space start of each population
     n_in: int
-    n_lif: int
-    n_cuba: int
+    blocks: tuple[tuple[str, int], ...]  # (block name, neurons) in neuron-space order, non-empty blocks only
     hist_depth: int
     dense: tuple[DenseGroup, ...]
     conv: tuple[ConvGroup, ...]
@@ -87,11 +89,23 @@ class Layout:
 
     @property
     def n_all(self) -> int:
-        return self.n_in + self.n_lif + self.n_cuba
+        return self.n_in + sum(n for _, n in self.blocks)
+
+    def block_size(self, name: str) -> int:
+        """Neurons of block ``name`` (0 when the network has none)."""
+        return dict(self.blocks).get(name, 0)
+
+    @property
+    def n_lif(self) -> int:
+        return self.block_size("lif")
+
+    @property
+    def n_cuba(self) -> int:
+        return self.block_size("cuba")
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(n for n, m in zip(self.names, self.models) if m in INPUT_MODELS)
+        return tuple(n for n, m in zip(self.names, self.models) if kinds.get(m).is_input)
 
     def slice_of(self, name: str) -> tuple[int, int]:
         i = self.names.index(name)
@@ -112,10 +126,8 @@ class Layout:
 class ChipProgram:
     """Arrays of a compiled network plus its static :class:`Layout` (a JAX pytree)."""
 
-    lif_params: dynamics.LIFParams
-    lif_v0: np.ndarray
-    cuba_params: dynamics.CubaParams
-    cuba_v0: np.ndarray
+    block_params: tuple  # per block of layout.blocks: its params pytree (Block.make_params)
+    block_v0: tuple  # per block: initial membranes (float32, or int32 s16.15)
     dense_idx: tuple  # per group: (P, D * n_pre) int32 indices into the flattened spike history
     dense_w: tuple  # per group: (P, D * n_pre, n_post) int8 / int32
     dense_fanout: tuple  # per group: (P, D * n_pre) int32 synapses per history slot
@@ -126,77 +138,32 @@ class ChipProgram:
     gather_b: np.ndarray  # the same for the inhibitory channel (pads point one past the end)
     layout: Layout = field(metadata=dict(static=True))
 
+    def params_of(self, block: str):
+        """The params pytree of ``block`` (e.g. ``"lif"``: a ``dynamics.LIFParams``)."""
+        return self.block_params[[b for b, _ in self.layout.blocks].index(block)]
+
 
 jax.tree_util.register_dataclass(
     ChipProgram,
-    data_fields=["lif_params", "lif_v0", "cuba_params", "cuba_v0", "dense_idx", "dense_w",
+    data_fields=["block_params", "block_v0", "dense_idx", "dense_w",
                  "dense_fanout", "dense_pop", "conv_w", "conv_nz", "gather_a", "gather_b"],
     meta_fields=["layout"],
 )
 
 
+def _block_pops(net: Network) -> dict[str, list[Population]]:
+    """The neuron populations of each block (registry block order, empty blocks left out)."""
+    out = {b: [] for b in kinds.blocks()}
+    for p in net.populations:
+        kind = kinds.get(p.neuron_model)
+        if not kind.is_input:
+            out[kind.block.name].append(p)
+    return {b: pops for b, pops in out.items() if pops}
+
+
 def _order(net: Network) -> list[Population]:
-    inputs = [p for p in net.populations if p.neuron_model in INPUT_MODELS]
-    lifs = [p for p in net.populations if p.neuron_model in LIF_MODELS]
-    cubas = [p for p in net.populations if p.neuron_model in CUBA_MODELS]
-    return inputs + lifs + cubas
-
-
-def _to_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
-    """A float parameter on the s16.15 grid (host rounding named by the spec)."""
-    x = pop.param_array(key).astype(np.float64) * 2.0**spec.fixed_v_frac_bits
-    if key == "threshold":
-        # A threshold above the int32 range can never be crossed: keep it unreachable.
-        x = np.where(x >= INT32_MAX, INT32_MAX, x)
-    q = round_host(np.where(np.isfinite(x), x, 0.0), spec.fixed_param_rounding)
-    bad = ~np.isfinite(x) | (q < INT32_MIN) | (q > INT32_MAX)
-    if key == "threshold":
-        bad = bad & ~(x >= INT32_MAX)
-    if np.any(bad):
-        value = pop.param_array(key)[np.argmax(bad)]
-        limit = 2.0 ** (31 - spec.fixed_v_frac_bits)
-        raise ValueError(
-            f"population {pop.name!r}: {key} = {value} does not fit the fixed-point profile's "
-            f"s{31 - spec.fixed_v_frac_bits}.{spec.fixed_v_frac_bits} range [-{limit:g}, {limit:g})"
-        )
-    return q.astype(np.int32)
-
-
-def _decay_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
-    """A decay as unsigned 0.16 (``fixed_decay_frac_bits``). Values outside [0, 1] are refused by
-    :func:`s2jax.qnet.decay_violations`, the same function the design rules report them with."""
-    bad = [msg for k, _, msg in decay_violations(pop) if k == key]
-    if bad:
-        raise ValueError(f"{bad[0]}; the fixed-point profile stores decays as unsigned "
-                         f"0.{spec.fixed_decay_frac_bits}")
-    a = pop.param_array(key).astype(np.float64)
-    return round_host(a * 2.0**spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
-
-
-def flush_subnormals(x: np.ndarray) -> np.ndarray:
-    """float32 values below 2^-126 in magnitude become signed zeros (ChipSpec.flush_subnormals)."""
-    x = np.asarray(x, np.float32)
-    tiny = np.finfo(np.float32).tiny
-    return np.where(np.abs(x) < tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
-
-
-def _neuron_params(pops: list[Population], cuba: bool, profile: str, spec: ChipSpec):
-    def cat(arrays, dtype):
-        return np.concatenate([np.asarray(a, dtype) for a in arrays]) if arrays else np.zeros(0, dtype)
-
-    subtract = cat([np.full(p.size, p.params["reset"] == "reset_by_subtraction") for p in pops], bool)
-    if profile == "float32":
-        val = lambda k: flush_subnormals(cat([p.param_array(k) for p in pops], np.float32))  # noqa: E731
-        dec = val
-    else:
-        val = lambda k: cat([_to_fixed(p, k, spec) for p in pops], np.int32)  # noqa: E731
-        dec = lambda k: cat([_decay_fixed(p, k, spec) for p in pops], np.int32)  # noqa: E731
-    common = (dec("alpha_decay"), val("threshold"), val("i_offset"), val("v_reset"), subtract)
-    v0 = val("v_init")
-    if not cuba:
-        return dynamics.LIFParams(*common), v0
-    t_refrac = cat([p.param_array("t_refrac", np.float64) for p in pops], np.int32)
-    return dynamics.CubaParams(*common, dec("exc_decay"), dec("inh_decay"), t_refrac), v0
+    inputs = [p for p in net.populations if kinds.get(p.neuron_model).is_input]
+    return inputs + [p for pops in _block_pops(net).values() for p in pops]
 
 
 MAX_PROGRAM_BYTES = 4 * 2**30
@@ -222,7 +189,7 @@ def program_bytes(net: Network) -> tuple[int, str]:
             continue
         delays = np.asarray(proj.delays)
         slots = int(delays.max()) + 1 if delays.size else 1
-        channels = 2 if proj.post.neuron_model in CUBA_MODELS else 1
+        channels = kinds.get(proj.post.neuron_model).channels
         nbytes = 16 * channels * slots * proj.pre.size * proj.post.size
         total += nbytes
         if nbytes > biggest:
@@ -232,19 +199,22 @@ def program_bytes(net: Network) -> tuple[int, str]:
     return total, where
 
 
-def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPINNAKER2,
-                    record: str = "flags", *, max_bytes: int | None = None) -> ChipProgram:
-    """Turn a Network into a ChipProgram for :func:`s2jax.hwmodel.run`.
+class _Space(NamedTuple):
+    """Where every population sits: spike-space order and starts, the trace's population order."""
 
-    ``profile``: "float32" (the stock ARM code) or "fixed" (int32 s16.15). ``record``: "flags"
-    records what each population's ``record`` list asks for; "all" records every spike and voltage.
-    Before allocating, the memory estimate :func:`program_bytes` must stay within ``max_bytes``
-    (default :data:`MAX_PROGRAM_BYTES`), else a ``ValueError`` names the estimate, its largest part
-    and the limit. The fixed profile refuses decays outside [0, 1] and parameters outside s16.15.
-    """
+    pops: list  # spike-space order: inputs, then each block's populations
+    starts: list
+    pop_id: dict  # id(population) -> index in pops
+    net_id: dict  # id(population) -> index in the network (the trace's counters)
+    n_in: int
+    n_all: int
+    by_block: dict  # block name -> its populations
+
+
+def _check(net: Network, record: str, max_bytes: int | None) -> None:
+    """Stage 1: the network is complete, within the memory limit, and its parameters valid."""
     if record not in ("flags", "all"):
         raise ValueError(f"record must be 'flags' or 'all', got {record!r}")
-    numerics = dynamics.numerics_for(profile, spec)
     net.validate()
     limit = MAX_PROGRAM_BYTES if max_bytes is None else max_bytes
     estimate, largest = program_bytes(net)  # checks the population sizes first
@@ -256,45 +226,44 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         error = parameter_error(pop)
         if error:
             raise ValueError(error)
-    pops = _order(net)
-    if not any(p.neuron_model not in INPUT_MODELS for p in pops):
-        raise ValueError(f"network {net.name!r} has no neuron population to simulate")
-    names = tuple(p.name for p in pops)
-    pop_id = {id(p): i for i, p in enumerate(pops)}
-    net_id = {id(p): i for i, p in enumerate(net.populations)}  # order of the trace's counters
-    starts, s = [], 0
-    for p in pops:
-        starts.append(s)
-        s += p.size
-    n_in = sum(p.size for p in pops if p.neuron_model in INPUT_MODELS)
-    lif_pops = [p for p in pops if p.neuron_model in LIF_MODELS]
-    cuba_pops = [p for p in pops if p.neuron_model in CUBA_MODELS]
-    lif_params, lif_v0 = _neuron_params(lif_pops, False, profile, spec)
-    cuba_params, cuba_v0 = _neuron_params(cuba_pops, True, profile, spec)
 
+
+def _space(net: Network) -> _Space:
+    """Stage 2: the spike-space layout."""
+    pops = _order(net)
+    if not any(not kinds.get(p.neuron_model).is_input for p in pops):
+        raise ValueError(f"network {net.name!r} has no neuron population to simulate")
+    starts = np.concatenate([[0], np.cumsum([p.size for p in pops])]).tolist()
+    n_in = sum(p.size for p in pops if kinds.get(p.neuron_model).is_input)
+    return _Space(pops, starts[:-1], {id(p): i for i, p in enumerate(pops)},
+                  {id(p): i for i, p in enumerate(net.populations)}, n_in, starts[-1], _block_pops(net))
+
+
+def _dense(net: Network, sp: _Space):
+    """Stage 4: every ``Projection`` as integer matrices per delay slot, grouped by shape.
+    Returns ``(groups, indices, weights, fan-outs, post indices, post populations, history depth)``."""
     dense = [proj for proj in net.projections if not isinstance(proj, Conv2DProjection)]
     hist_depth = max([int(p.delays.max()) + 1 for p in dense if p.delays.size] + [1])
-    n_all = s
-
     groups: dict[tuple, list] = {}
     for proj in dense:
-        pre_i, post_i = pop_id[id(proj.pre)], pop_id[id(proj.post)]
+        pre_i, post_i = sp.pop_id[id(proj.pre)], sp.pop_id[id(proj.post)]
         n_pre, n_post = proj.pre.size, proj.post.size
         n_delay = int(proj.delays.max()) + 1 if proj.delays.size else 1
-        cuba = proj.post.neuron_model in CUBA_MODELS
-        idx = (np.arange(n_delay)[:, None] * n_all + starts[pre_i] + np.arange(n_pre)[None, :]).reshape(-1)
-        post = np.arange(n_post) + starts[post_i] - n_in
+        two = kinds.get(proj.post.neuron_model).channels == 2
+        idx = (np.arange(n_delay)[:, None] * sp.n_all + sp.starts[pre_i] + np.arange(n_pre)[None, :]).reshape(-1)
+        post = np.arange(n_post) + sp.starts[post_i] - sp.n_in
         row = proj.delays.astype(np.int64) * n_pre + proj.pre_idx
-        channels = [("a", proj.weights >= 0), ("b", proj.weights < 0)] if cuba else [("a", np.ones_like(proj.weights, bool))]
+        channels = ([("a", proj.weights >= 0), ("b", proj.weights < 0)] if two
+                    else [("a", np.ones_like(proj.weights, bool))])
         for channel, sel in channels:
             w = np.zeros((n_delay * n_pre, n_post), np.int64)
-            np.add.at(w, (row[sel], proj.post_idx[sel]), np.abs(proj.weights[sel]) if cuba else proj.weights[sel])
+            np.add.at(w, (row[sel], proj.post_idx[sel]), np.abs(proj.weights[sel]) if two else proj.weights[sel])
             fan = np.zeros(n_delay * n_pre, np.int64)
             np.add.at(fan, row[sel], 1)
             key = (n_pre, n_post, n_delay, channel)
-            groups.setdefault(key, []).append((idx, w, fan, post, net_id[id(proj.post)], starts[pre_i]))
+            groups.setdefault(key, []).append((idx, w, fan, post, sp.net_id[id(proj.post)], sp.starts[pre_i]))
 
-    dense_groups, d_idx, d_w, d_fan, d_post, d_pop = [], [], [], [], [], []
+    out = [], [], [], [], [], []
     for (n_pre, n_post, n_delay, channel), members in groups.items():
         w = np.stack([m[1] for m in members])
         if np.abs(w).max(initial=0) >= 2**31:
@@ -302,34 +271,42 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         pre_starts = np.array([m[5] for m in members])
         stride = int(pre_starts[1] - pre_starts[0]) if len(members) > 1 else n_pre
         strided = (stride >= n_pre and np.array_equal(pre_starts, pre_starts[0] + stride * np.arange(len(members)))
-                   and pre_starts[0] + stride * len(members) <= n_all)
-        dense_groups.append(DenseGroup(n_pre, n_post, n_delay, channel, len(members),
-                                       int(pre_starts[0]) if strided else -1, stride if strided else 0))
-        d_idx.append(np.stack([m[0] for m in members]).astype(np.int32))
-        d_w.append(w.astype(np.int8 if np.abs(w).max(initial=0) <= 127 else np.int32))
-        d_fan.append(np.stack([m[2] for m in members]).astype(np.int32))
-        d_post.append(np.stack([m[3] for m in members]).astype(np.int32))
-        d_pop.append(np.array([m[4] for m in members], np.int32))
+                   and pre_starts[0] + stride * len(members) <= sp.n_all)
+        out[0].append(DenseGroup(n_pre, n_post, n_delay, channel, len(members),
+                                 int(pre_starts[0]) if strided else -1, stride if strided else 0))
+        out[1].append(np.stack([m[0] for m in members]).astype(np.int32))
+        out[2].append(w.astype(np.int8 if np.abs(w).max(initial=0) <= 127 else np.int32))
+        out[3].append(np.stack([m[2] for m in members]).astype(np.int32))
+        out[4].append(np.stack([m[3] for m in members]).astype(np.int32))
+        out[5].append(np.array([m[4] for m in members], np.int32))
+    return (*out, hist_depth)
 
-    conv_groups, c_w, c_nz = [], [], []
+
+def _conv(net: Network, sp: _Space):
+    """Stage 5: every ``Conv2DProjection`` as an OIHW int8 kernel and its non-zero mask."""
+    groups, weights, nonzero = [], [], []
     for proj in net.projections:
         if not isinstance(proj, Conv2DProjection):
             continue
         cp = proj.conv_params
         c_in, c_out = proj.weights.shape[:2]
-        conv_groups.append(ConvGroup(
-            pre_start=starts[pop_id[id(proj.pre)]], post_start=starts[pop_id[id(proj.post)]] - n_in,
-            post_pop=net_id[id(proj.post)], c_in=c_in, in_height=cp["in_height"], in_width=cp["in_width"],
+        groups.append(ConvGroup(
+            pre_start=sp.starts[sp.pop_id[id(proj.pre)]], post_start=sp.starts[sp.pop_id[id(proj.post)]] - sp.n_in,
+            post_pop=sp.net_id[id(proj.post)], c_in=c_in, in_height=cp["in_height"], in_width=cp["in_width"],
             pool_y=cp["pool_y"], pool_x=cp["pool_x"], stride_y=cp["stride_y"], stride_x=cp["stride_x"],
             padding=((cp["pad_top"], cp["pad_bottom"]), (cp["pad_left"], cp["pad_right"])),
             c_out=c_out, out_height=proj.out_height, out_width=proj.out_width))
         oihw = np.transpose(proj.weights, (1, 0, 2, 3))
-        c_w.append(oihw.astype(np.int8))
-        c_nz.append((oihw != 0).astype(np.int8))
+        weights.append(oihw.astype(np.int8))
+        nonzero.append((oihw != 0).astype(np.int8))
+    return groups, weights, nonzero
 
-    n_neur = n_all - n_in
+
+def _gather(dense_groups, dense_post, conv_groups, n_neur: int):
+    """Stage 6: per channel, where each neuron's synaptic sums sit in the concatenated outputs
+    (padded with one index past the end), and whether channel a is already in neuron order."""
     targets = {"a": [], "b": []}  # per channel: neuron-space target of every synaptic-sum output
-    for g, post in zip(dense_groups, d_post):
+    for g, post in zip(dense_groups, dense_post):
         targets[g.channel].append(post.reshape(-1))
     for g in conv_groups:
         targets["a"].append(g.post_start + np.arange(g.c_out * g.out_height * g.out_width))
@@ -344,19 +321,46 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         gather.append(table.astype(np.int32))
     identity_a = (bool(targets["a"]) and gather[0].shape[1] == 1
                   and np.array_equal(gather[0][:, 0], np.arange(n_neur)))
+    return gather[0], gather[1], bool(identity_a)
 
+
+def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPINNAKER2,
+                    record: str = "flags", *, max_bytes: int | None = None) -> ChipProgram:
+    """Turn a Network into a ChipProgram for :func:`s2jax.hwmodel.run`.
+
+    ``profile``: "float32" (the stock ARM code) or "fixed" (int32 s16.15). ``record``: "flags"
+    records what each population's ``record`` list asks for; "all" records every spike and voltage.
+    Before allocating, the memory estimate :func:`program_bytes` must stay within ``max_bytes``
+    (default :data:`MAX_PROGRAM_BYTES`), else a ``ValueError`` names the estimate, its largest part
+    and the limit. The fixed profile refuses decays outside [0, 1] and parameters outside s16.15.
+
+    Stages: check the network, lay out spike space, convert each block's parameters
+    (:mod:`s2jax.hwmodel.params`), build the dense and conv synapse arrays, the gather tables,
+    then the static :class:`Layout`.
+    """
+    numerics = dynamics.numerics_for(profile, spec)
+    _check(net, record, max_bytes)
+    sp = _space(net)
+    built = [block_params(kinds.block(b), pops, profile, spec) for b, pops in sp.by_block.items()]
+    dense_groups, d_idx, d_w, d_fan, d_post, d_pop, hist_depth = _dense(net, sp)
+    conv_groups, c_w, c_nz = _conv(net, sp)
+    gather_a, gather_b, identity_a = _gather(dense_groups, d_post, conv_groups, sp.n_all - sp.n_in)
+
+    is_input = {id(p): kinds.get(p.neuron_model).is_input for p in net.populations}
     has_out = {id(p.pre) for p in net.projections}
-    sinks = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and id(p) not in has_out)
-    rec_s = tuple(p.name for p in pops if record == "all" or "spikes" in p.record)
-    rec_v = tuple(p.name for p in pops if p.neuron_model not in INPUT_MODELS and (record == "all" or "v" in p.record))
+    pops = sp.pops
     layout = Layout(
-        names=names, net_names=tuple(p.name for p in net.populations),
-        net_sizes=tuple(0 if p.neuron_model in INPUT_MODELS else p.size for p in net.populations), models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
-        starts=tuple(starts), n_in=n_in, n_lif=sum(p.size for p in lif_pops),
-        n_cuba=sum(p.size for p in cuba_pops), hist_depth=hist_depth, dense=tuple(dense_groups),
-        conv=tuple(conv_groups), profile=profile, numerics=numerics, cuba_order=spec.cuba_current_order,
-        record_spikes=rec_s, record_v=rec_v, sinks=sinks, v_frac_bits=spec.fixed_v_frac_bits,
-        identity_a=bool(identity_a),
+        names=tuple(p.name for p in pops), net_names=tuple(p.name for p in net.populations),
+        net_sizes=tuple(0 if is_input[id(p)] else p.size for p in net.populations),
+        models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
+        starts=tuple(sp.starts), n_in=sp.n_in,
+        blocks=tuple((b, sum(p.size for p in ps)) for b, ps in sp.by_block.items()),
+        hist_depth=hist_depth, dense=tuple(dense_groups), conv=tuple(conv_groups), profile=profile,
+        numerics=numerics, cuba_order=spec.cuba_current_order,
+        record_spikes=tuple(p.name for p in pops if record == "all" or "spikes" in p.record),
+        record_v=tuple(p.name for p in pops if not is_input[id(p)] and (record == "all" or "v" in p.record)),
+        sinks=tuple(p.name for p in pops if not is_input[id(p)] and id(p) not in has_out),
+        v_frac_bits=spec.fixed_v_frac_bits, identity_a=identity_a,
     )
-    return ChipProgram(lif_params, lif_v0, cuba_params, cuba_v0, tuple(d_idx), tuple(d_w), tuple(d_fan),
-                       tuple(d_pop), tuple(c_w), tuple(c_nz), gather[0], gather[1], layout)
+    return ChipProgram(tuple(b[0] for b in built), tuple(b[1] for b in built), tuple(d_idx), tuple(d_w),
+                       tuple(d_fan), tuple(d_pop), tuple(c_w), tuple(c_nz), gather_a, gather_b, layout)

@@ -5,8 +5,8 @@ Per tick t, for one sample (``SPINNAKER2.md`` sections 3 and 4):
 1. synaptic input: for every projection group, the spikes of ticks t-1-d (d = 0..D-1) are
    gathered from a history ring and multiplied by the integer weight matrices (int32 sums);
    conv projections sum-pool the spikes of tick t-1, then cross-correlate;
-2. every LIF-family neuron and every current-based neuron takes one step of
-   :mod:`s2jax.dynamics` with the chip numerics of the chosen profile;
+2. every block of neurons (:class:`s2jax.kinds.Block`: the LIF family, the current-based kinds,
+   ...) takes one step with the chip numerics of the chosen profile;
 3. the new spikes (inputs of tick t and neuron spikes of tick t) enter the history, so a spike
    emitted at tick t arrives at tick t + 1 + d.
 
@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from s2jax import dynamics
+from s2jax import kinds
 from s2jax.hwmodel.mapping import check_population_sizes
 from s2jax.hwmodel.program import ChipProgram, Layout, compile_network
 from s2jax.qnet import Network
-from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 
 @dataclass(frozen=True)
@@ -95,20 +95,23 @@ def _synaptic_input(prog: ChipProgram, hist):
 
 def _tick(prog: ChipProgram, carry, x_t):
     lay = prog.layout
-    hist, lif_s, cuba_s = carry
+    hist, states = carry
     a, b, events = _synaptic_input(prog, hist)
-    num = lay.numerics
-    lif_s, z_lif = dynamics.lif_step(prog.lif_params, lif_s, a[: lay.n_lif], num)
-    cuba_s, z_cuba = dynamics.cuba_step(prog.cuba_params, cuba_s, a[lay.n_lif:], b[lay.n_lif:], num,
-                                        lay.cuba_order)
-    spikes = jnp.concatenate([x_t.astype(jnp.int8), z_lif.astype(jnp.int8), z_cuba.astype(jnp.int8)])
+    new_states, zs, start = [], [x_t.astype(jnp.int8)], 0
+    for (name, n), params, state in zip(lay.blocks, prog.block_params, states):
+        block = kinds.block(name)
+        state, z = block.step(params, state, a[start: start + n], b[start: start + n], lay.numerics, lay)
+        new_states.append(state)
+        zs.append(z.astype(jnp.int8))
+        start += n
+    spikes = jnp.concatenate(zs)
     hist = jnp.concatenate([spikes[None], hist[:-1]], axis=0)
-    v_all = jnp.concatenate([lif_s.v, cuba_s.v])
+    v_all = jnp.concatenate([kinds.block(name).voltage(s) for (name, _), s in zip(lay.blocks, new_states)])
     rec_s = [spikes[lo:hi] for lo, hi in lay.ranges(lay.record_spikes)]
     rec_v = [v_all[lo:hi] for lo, hi in lay.ranges(lay.record_v, lay.n_in)]
     out_s = jnp.concatenate(rec_s).astype(bool) if rec_s else jnp.zeros(0, bool)
     out_v = jnp.concatenate(rec_v) if rec_v else jnp.zeros(0, v_all.dtype)
-    return (hist, lif_s, cuba_s), (out_s, out_v, events)
+    return (hist, tuple(new_states)), (out_s, out_v, events)
 
 
 def _split(lay, names, packed, offset=0):
@@ -127,10 +130,8 @@ def _run_one(prog: ChipProgram, x):
     lay = prog.layout
     dtype = lay.numerics.state_dtype
     hist = jnp.zeros((lay.hist_depth, lay.n_all), jnp.int8)
-    lif_s = dynamics.LIFState(jnp.asarray(prog.lif_v0, dtype))
-    zeros = jnp.zeros(lay.n_cuba, dtype)
-    cuba_s = dynamics.CubaState(jnp.asarray(prog.cuba_v0, dtype), zeros, zeros, jnp.zeros(lay.n_cuba, jnp.int32))
-    _, records = lax.scan(lambda c, xt: _tick(prog, c, xt), (hist, lif_s, cuba_s), x)
+    states = tuple(kinds.block(name).init_state(v0, dtype) for (name, _), v0 in zip(lay.blocks, prog.block_v0))
+    _, records = lax.scan(lambda c, xt: _tick(prog, c, xt), (hist, states), x)
     return records
 
 
@@ -172,9 +173,10 @@ def check_run_size(net, batch: int, timesteps: int, *, record: str = "flags", ma
             raise ValueError(f"record must be 'flags' or 'all', got {record!r}")
         check_population_sizes(net)
         pops = net.populations
-        n_in = sum(p.size for p in pops if p.neuron_model in INPUT_MODELS)
+        n_in = sum(p.size for p in pops if kinds.get(p.neuron_model).is_input)
         spikes = sum(p.size for p in pops if record == "all" or "spikes" in p.record)
-        volts = sum(p.size for p in pops if p.neuron_model not in INPUT_MODELS and (record == "all" or "v" in p.record))
+        volts = sum(p.size for p in pops if not kinds.get(p.neuron_model).is_input
+                    and (record == "all" or "v" in p.record))
         pops = len(pops)
     else:
         raise ValueError(f"check_run_size needs a qnet.Network, ChipProgram or Layout, got {type(net).__name__}")

@@ -68,8 +68,6 @@ class LIF(nnx.Module):
         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
 
-    chip_model = "lif"
-
     def __init__(self, size, *, alpha=0.9, threshold=1.0, reset: str = "subtract", v_reset=0.0,
                  bias: bool = False, learn_alpha: bool = False, learn_threshold: bool = False,
                  surrogate=FastSigmoid(), detach_reset: bool = False, rngs: nnx.Rngs | None = None):
@@ -86,6 +84,7 @@ class LIF(nnx.Module):
         self.quant_scale = nnx.data(None)  # set by s2jax.quant.qat: the input synapse's weight scale
         self.threshold_scale = nnx.data(None)  # set by qat with adaptive threshold scaling (trainable)
         self.readout = False
+        self.readout_threshold = SPINNAKER2.readout_threshold  # qat sets its config's spec's
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -101,7 +100,7 @@ class LIF(nnx.Module):
             return alpha, thr, bias, v_reset
         s = jnp.broadcast_to(self.quant_scale[...], self.shape)
         if self.readout:
-            thr = jnp.full(self.shape, SPINNAKER2.readout_threshold, jnp.float32)
+            thr = jnp.full(self.shape, self.readout_threshold, jnp.float32)
         else:
             thr = thr * s
             if self.threshold_scale is not None:
@@ -119,6 +118,17 @@ class LIF(nnx.Module):
     @property
     def scale(self):
         return 1.0 if self.quant_scale is None else jnp.broadcast_to(self.quant_scale[...], self.shape)
+
+    #: synaptic input channels: one signed sum (``CubaLIF``: the pair from ``Linear.split``)
+    channels = 1
+
+    def population_params(self) -> dict:
+        """The ``qnet.Population`` parameters of this layer in chip units (one value per neuron)."""
+        import numpy as np
+
+        alpha, thr, i_off, v_reset = (np.asarray(a, np.float32).reshape(-1) for a in self.chip_values())
+        return {"threshold": thr, "alpha_decay": alpha, "i_offset": i_off, "v_reset": v_reset, "v_init": 0.0,
+                "reset": "reset_by_subtraction" if self.reset == "subtract" else "reset_to_v_reset"}
 
     # --- recurrent cell ----------------------------------------------------------------------------
 
@@ -180,8 +190,6 @@ class LI(LIF):
     (``ChipSpec.readout_threshold``) and its voltage recorded every tick.
     """
 
-    chip_model = "lif_no_delay"
-
     def __init__(self, size, *, alpha=0.9, bias: bool = False, learn_alpha: bool = False,
                  rngs: nnx.Rngs | None = None):
         super().__init__(size, alpha=alpha, threshold=SPINNAKER2.readout_threshold, bias=bias,
@@ -198,7 +206,7 @@ class CubaLIF(LIF):
     ``x`` is the pair ``(E, N)``: sums of positive and of ``|negative|`` weights (``Linear.split``).
     """
 
-    chip_model = "lif_curr_exp"
+    channels = 2
 
     def __init__(self, size, *, alpha=0.9, exc_decay=0.8, inh_decay=None, t_refrac: int = 0, **kwargs):
         super().__init__(size, alpha=alpha, **kwargs)
@@ -216,6 +224,14 @@ class CubaLIF(LIF):
             exc, inh = (_fixed(a, numerics.decay_frac_bits, numerics.param_rounding) for a in (exc, inh))
         refrac = jnp.full(self.shape, self.t_refrac, jnp.int32)
         return dynamics.CubaParams(*base, exc, inh, refrac)
+
+    def population_params(self) -> dict:
+        import numpy as np
+
+        return {**super().population_params(),
+                "exc_decay": np.clip(np.asarray(self.exc_decay[...], np.float32), 0, 1).reshape(-1),
+                "inh_decay": np.clip(np.asarray(self.inh_decay[...], np.float32), 0, 1).reshape(-1),
+                "t_refrac": self.t_refrac}
 
     def _zero_state(self, batch, dtype):
         z = jnp.zeros((*batch, *self.shape), dtype)

@@ -33,7 +33,6 @@ from flax import nnx
 from jax import lax
 
 from s2jax.fixedpoint import fmul
-from s2jax.layers.neurons import CubaLIF
 
 __all__ = ["SNN", "SNNOutput"]
 
@@ -93,7 +92,7 @@ class SNN(nnx.Module):
         """One layer over all ticks: ``h`` ``(B, T, ...)`` in, spikes (or membrane) and voltages out."""
 
         def currents(h_bt):  # (B, T', ...) -> the synapse's output, batch-major
-            return syn.split(h_bt) if isinstance(neuron, CubaLIF) else syn(h_bt)
+            return syn.split(h_bt) if neuron.channels == 2 else syn(h_bt)
 
         first = jax.tree_util.tree_leaves(jax.eval_shape(currents, h[:, :1]))[0]
         carry = neuron.initialize_carry(first.shape[:1] + first.shape[2:])

@@ -8,24 +8,18 @@ import numbers
 
 import numpy as np
 
-from s2jax.spec import INPUT_MODELS
+from s2jax import kinds
 
 __all__ = ["LIF_DEFAULTS", "CUBA_DEFAULTS", "RESET_MODES", "RECORDABLE", "MAX_POPULATION_SIZE", "MAX_TICK",
            "MAX_SYNAPSES", "MAX_SPIKES", "MAX_NAME_LENGTH", "DECAY_PARAMS", "DECAY_RANGE", "CONV_KEYS",
-           "decay_violations", "parameter_error", "population_size_error", "synapse_count_error",
+           "decay_violations", "parameter_error", "check_name", "population_size_error", "synapse_count_error",
            "spike_count_error"]
 
 RESET_MODES = ("reset_by_subtraction", "reset_to_v_reset")
 
-LIF_DEFAULTS = {
-    "threshold": 1.0,
-    "alpha_decay": 1.0,
-    "i_offset": 0.0,
-    "v_init": 0.0,
-    "v_reset": 0.0,
-    "reset": "reset_by_subtraction",
-}
-CUBA_DEFAULTS = {**LIF_DEFAULTS, "exc_decay": 0.0, "inh_decay": 0.0, "t_refrac": 0}
+# The stock kinds' defaults, as declared by their kinds (s2jax.kinds.get(model).defaults).
+LIF_DEFAULTS = dict(kinds.get("lif").defaults)
+CUBA_DEFAULTS = dict(kinds.get("lif_curr_exp").defaults)
 
 #: What a population can record: spikes, voltages, and "time_done" (per tick and per PE, the
 #: processing time the cost model estimates; :meth:`Population.get_time_done_times`).
@@ -90,7 +84,7 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _check_name(name, what: str):
+def check_name(name, what: str):
     """Population, projection and network names are a string or None (lists, dicts, numbers are
     refused), of at most :data:`MAX_NAME_LENGTH` characters and encodable as UTF-8 (no lone
     surrogates), so that every file format can store them."""
@@ -106,6 +100,9 @@ def _check_name(name, what: str):
             raise ValueError(f"{what} name {name!r} cannot be encoded as UTF-8 ({e.reason} at character "
                              f"{e.start}); names must be valid Unicode text") from None
     return name
+
+
+_check_name = check_name  # the name qnet's own modules use
 
 
 def synapse_count_error(count: int, where: str) -> str | None:
@@ -173,7 +170,7 @@ def parameter_error(pop) -> str | None:
     if population_size_error(pop):
         return None
     try:
-        if pop.neuron_model in INPUT_MODELS:
+        if kinds.get(pop.neuron_model).is_input:
             pop._check_spike_list(pop.params)
         else:
             pop._check_neuron_params(pop.params)
@@ -190,7 +187,11 @@ def decay_violations(pop) -> list[tuple[str, float, str]]:
     reported too."""
     lo, hi = DECAY_RANGE
     out = []
-    for key in DECAY_PARAMS:
+    try:
+        decays = kinds.get(pop.neuron_model).params_of("decay")
+    except ValueError:
+        decays = DECAY_PARAMS  # a model name edited after construction: the design rules name it
+    for key in decays:
         if key not in pop.params:
             continue
         where = f"population {pop.name!r}: {key}"

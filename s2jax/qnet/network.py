@@ -39,7 +39,7 @@ class Network:
         the chip model starts from the populations' initial state anyway, so this only clears what
         ``get_spikes`` / ``get_voltages`` / ``get_time_done_times`` would return."""
         for pop in self.populations:
-            pop._spikes = pop._voltages = pop._time_done = None
+            pop.clear_recording()
         return self
 
     def validate(self):

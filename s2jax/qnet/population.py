@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from s2jax.qnet.checks import (
-    CUBA_DEFAULTS,
-    LIF_DEFAULTS,
     MAX_POPULATION_SIZE,
     MAX_TICK,
     RECORDABLE,
@@ -18,7 +16,7 @@ from s2jax.qnet.checks import (
     _real_array,
     spike_count_error,
 )
-from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS
+from s2jax import kinds
 
 __all__ = ["Population"]
 
@@ -36,8 +34,8 @@ class Population:
     """A group of neurons of one model (py-spinnaker2's ``snn.Population``).
 
     ``params`` for ``spike_list`` is ``{neuron_index: [tick, ...]}``; for the neuron models it is a
-    dict of the model's parameters (scalars or one value per neuron), missing ones taking
-    :data:`LIF_DEFAULTS` / :data:`CUBA_DEFAULTS`. After a :class:`~s2jax.hwmodel.Simulator` run,
+    dict of the model's parameters (scalars or one value per neuron), missing ones taking the
+    defaults its kind declares (:func:`s2jax.kinds.get`, e.g. ``kinds.get("lif").defaults``). After a :class:`~s2jax.hwmodel.Simulator` run,
     :meth:`get_spikes` and :meth:`get_voltages` return what was recorded.
     """
 
@@ -48,9 +46,9 @@ class Population:
         if size > MAX_POPULATION_SIZE:
             raise ValueError(f"population {name!r}: size {size:,} exceeds the limit of {MAX_POPULATION_SIZE:,} "
                              f"neurons per population")
-        if not isinstance(neuron_model, str) or neuron_model not in ALL_MODELS:
+        if not isinstance(neuron_model, str) or neuron_model not in kinds.names():
             raise ValueError(
-                f"population {name!r}: unknown neuron model {neuron_model!r}; known models: {list(ALL_MODELS)}"
+                f"population {name!r}: unknown neuron model {neuron_model!r}; known models: {list(kinds.names())}"
             )
         self.size = int(size)
         self.neuron_model = neuron_model
@@ -64,11 +62,11 @@ class Population:
         for r in record:
             if not isinstance(r, str) or r not in RECORDABLE:
                 raise ValueError(f"population {name!r}: cannot record {r!r}; recordable: {list(RECORDABLE)}")
-        if neuron_model in INPUT_MODELS and "v" in record:
+        if kinds.get(neuron_model).is_input and "v" in record:
             raise ValueError(f"population {name!r}: a spike_list population has no voltage to record")
         self.record = record
         self.max_atoms_per_core = None
-        if neuron_model in INPUT_MODELS:
+        if kinds.get(neuron_model).is_input:
             self.params = self._check_spike_list({} if params is None else params)
         else:
             self.params = self._check_neuron_params({} if params is None else params)
@@ -120,7 +118,8 @@ class Population:
     def _check_neuron_params(self, params):
         if not isinstance(params, dict):
             raise ValueError(f"population {self.name!r}: params must be a dict, got {type(params)}")
-        defaults = CUBA_DEFAULTS if self.neuron_model in CUBA_MODELS else LIF_DEFAULTS
+        kind = kinds.get(self.neuron_model)
+        defaults = kind.defaults
         unknown = sorted(set(params) - set(defaults), key=repr)
         if unknown:
             raise ValueError(
@@ -129,12 +128,13 @@ class Population:
             )
         out = dict(defaults)
         out.update(params)
-        if not isinstance(out["reset"], str) or out["reset"] not in RESET_MODES:
-            raise ValueError(
-                f"population {self.name!r}: reset must be one of {list(RESET_MODES)}, got {out['reset']!r}"
-            )
+        for key in kind.params_of("reset"):
+            if not isinstance(out[key], str) or out[key] not in RESET_MODES:
+                raise ValueError(
+                    f"population {self.name!r}: {key} must be one of {list(RESET_MODES)}, got {out[key]!r}"
+                )
         for key, value in out.items():
-            if key == "reset":
+            if kind.param_classes[key] == "reset":
                 continue
             arr = _real_array(value, f"population {self.name!r}: parameter {key!r}")
             if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != self.size):
@@ -152,9 +152,10 @@ class Population:
                                  f"exceeds the float32 range (|x| <= 3.4e38) the chip stores it in")
             if np.any(np.isnan(arr)):
                 raise ValueError(f"population {self.name!r}: parameter {key!r} is NaN")
-            if key == "t_refrac" and (np.any(arr < 0) or np.any(np.mod(arr, 1) != 0) or np.any(arr > 2**30)):
+            if kind.param_classes[key] == "ticks" and (np.any(arr < 0) or np.any(np.mod(arr, 1) != 0)
+                                                       or np.any(arr > 2**30)):
                 raise ValueError(
-                    f"population {self.name!r}: parameter 't_refrac' must be integer ticks in [0, 2^30], got "
+                    f"population {self.name!r}: parameter {key!r} must be integer ticks in [0, 2^30], got "
                     f"{_describe(value)}"
                 )
         return out
@@ -181,7 +182,7 @@ class Population:
         if twice:
             raise ValueError(f"population {self.name!r}: parameter(s) {twice} given both in the dict and as keywords")
         params.update(kwargs)
-        if self.neuron_model in INPUT_MODELS:
+        if kinds.get(self.neuron_model).is_input:
             self.params = self._check_spike_list(params)
         else:
             self.params = self._check_neuron_params({**self.params, **params})
@@ -202,7 +203,7 @@ class Population:
     def set_spike_times(self, spike_times: dict):
         """Replace a ``spike_list`` population's ``{neuron_index: [tick, ...]}`` (validated as at
         construction), e.g. to put one encoded example into an exported network's input."""
-        if self.neuron_model not in INPUT_MODELS:
+        if not kinds.get(self.neuron_model).is_input:
             raise ValueError(f"population {self.name!r}: only spike_list populations take spike times, "
                              f"this one is {self.neuron_model!r}")
         self.params = self._check_spike_list(spike_times)
@@ -210,6 +211,18 @@ class Population:
     def param_array(self, key: str, dtype=np.float32) -> np.ndarray:
         """One value per neuron of a parameter, as ``dtype`` (float32 unless said otherwise)."""
         return np.broadcast_to(np.asarray(self.params[key], dtype=dtype), (self.size,)).copy()
+
+    def store_recording(self, spikes: dict | None = None, voltages: dict | None = None,
+                        time_done: dict | None = None):
+        """Keep what a simulator run recorded, for :meth:`get_spikes`, :meth:`get_voltages` and
+        :meth:`get_time_done_times` to return: ``{neuron: [tick, ...]}``, ``{neuron: voltages per
+        tick}`` and ``{(chip, pe): one value per tick}``. Each replaces the previous run's value;
+        None means "not recorded" (the getter then says the population has not been run)."""
+        self._spikes, self._voltages, self._time_done = spikes, voltages, time_done
+
+    def clear_recording(self):
+        """Forget the last run's recordings (before a new run, or on ``Network.reset``)."""
+        self.store_recording()
 
     def get_spikes(self) -> dict[int, list[int]]:
         """``{neuron_index: [tick, ...]}`` of the last run (neurons that never fired are omitted)."""

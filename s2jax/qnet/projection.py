@@ -7,7 +7,8 @@ import numpy as np
 from s2jax.fixedpoint import round_host
 from s2jax.qnet.checks import CONV_KEYS, _check_name, _describe, _is_int, _real_array, synapse_count_error
 from s2jax.qnet.population import Population
-from s2jax.spec import NEURON_MODELS, SPINNAKER2, ChipSpec, Rounding
+from s2jax import kinds
+from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
 __all__ = ["Projection", "Conv2DProjection"]
 
@@ -65,7 +66,7 @@ class Projection:
         where = _check_endpoints("projection", pre, post, rounding, spec)
         self.pre, self.post = pre, post
         self.name = _check_name(name, "projection")
-        if post.neuron_model not in NEURON_MODELS:
+        if post.neuron_model not in kinds.neuron_names():
             raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive synapses")
         rows = len(connections) if isinstance(connections, (list, tuple)) else (
             connections.shape[0] if getattr(connections, "ndim", 0) >= 1 else 0)

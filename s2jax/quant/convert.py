@@ -17,7 +17,6 @@ from flax import nnx
 
 from s2jax import qnet
 from s2jax.dynamics import ChipFloat32, numerics_for
-from s2jax.layers.neurons import CubaLIF
 from s2jax.layers.synapses import Conv, Linear
 from s2jax.quant.quantizers import QuantConfig, WeightQuantizer
 
@@ -161,7 +160,8 @@ def qat(model, config: QuantConfig | None = None, scales=None, calibration_input
         syn.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(syn_shape))
         neuron.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(neuron_shape))
         neuron.numerics = _numerics(config, neuron.surrogate)
-        if isinstance(neuron, CubaLIF):
+        neuron.readout_threshold = config.spec.readout_threshold
+        if hasattr(neuron, "current_order"):
             neuron.current_order = config.spec.cuba_current_order
         if config.adaptive_threshold and not neuron.readout:
             shape = neuron_shape if per_channel else ()
@@ -202,13 +202,7 @@ def quantize(model, config: QuantConfig | None = None, calibration_inputs=None, 
     net.add(prev)
     for k, (syn, neuron) in enumerate(zip(model.synapses, model.neurons)):
         chip_model = config.chip_model(syn, neuron)
-        alpha, thr, i_off, v_reset = (np.asarray(a, np.float32).reshape(-1) for a in neuron.chip_values())
-        params = {"threshold": thr, "alpha_decay": alpha, "i_offset": i_off, "v_reset": v_reset, "v_init": 0.0,
-                  "reset": "reset_by_subtraction" if neuron.reset == "subtract" else "reset_to_v_reset"}
-        if isinstance(neuron, CubaLIF):
-            params.update(exc_decay=np.clip(np.asarray(neuron.exc_decay[...], np.float32), 0, 1).reshape(-1),
-                          inh_decay=np.clip(np.asarray(neuron.inh_decay[...], np.float32), 0, 1).reshape(-1),
-                          t_refrac=neuron.t_refrac)
+        params = neuron.population_params()
         size = int(np.prod(neuron.shape))
         pop = qnet.Population(size, chip_model, params, name=f"layer{k}", record=["spikes", "v"])
         w = np.asarray(syn.integer_kernel())

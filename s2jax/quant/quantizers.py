@@ -106,6 +106,11 @@ class QuantConfig:
         from s2jax.layers.neurons import CubaLIF
         from s2jax.layers.synapses import Conv
 
+        model = getattr(neuron, "model", None)  # a layers.Neuron names its kind
+        if model is not None:
+            if isinstance(synapse, Conv) and model != "lif_conv2d":
+                raise ValueError(f"a Conv layer maps to lif_conv2d; a Neuron of kind {model!r} cannot follow one")
+            return model
         if getattr(neuron, "readout", False):
             return "lif_no_delay"
         if isinstance(synapse, Conv):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ import numpy as np
 from s2jax import export, fileio, hwmodel, quant
 from s2jax.recipes import checkpoint, dqn, dqn_eval
 from s2jax.recipes.dqn_plots import raster_figure, write_plots
+from s2jax.recipes.reporting import checkpoint_folder, display_path
 
 __all__ = ["PRESETS", "WIDTHS", "run_pipeline", "format_table", "raster_figure", "display_path"]
 
@@ -86,15 +86,6 @@ def _evaluate(config, policy, desc, quiet, **kwargs):
         return dqn_eval.evaluate(config, policy, progress=progress, **kwargs)
     finally:
         bar.close()
-
-
-def display_path(path) -> str:
-    """``path`` relative to the current folder when it lies under it, else absolute (one style for lists)."""
-    p = Path(os.path.abspath(path))  # abspath also folds "..", so "../x" counts as outside
-    try:
-        return str(p.relative_to(os.path.abspath(os.getcwd())))
-    except ValueError:
-        return str(p)
 
 
 class Stage(NamedTuple):
@@ -309,12 +300,6 @@ def _export(config, qmodel, net, seen, out, profile, quiet=True, desc="export"):
     return [str(nir_path), str(bundle), str(image_path)], numbers, trace
 
 
-def _checkpoints(summary: dict) -> str:
-    """The checkpoint folder of a run, next to its summary.json (the last file listed)."""
-    files = summary.get("files") or []
-    return os.path.join(os.path.dirname(files[-1]), "checkpoints", "") if files else "checkpoints/"
-
-
 def _stage_seconds(seconds: dict, resumed: dict) -> str:
     """``float 0.4 (training resumed), ptq_8bit 3.4, ...``: a stage whose training was skipped says so."""
     return ", ".join(f"{k} {v:.1f}" + (" (training resumed)" if resumed.get(k) else "") for k, v in seconds.items())
@@ -362,7 +347,7 @@ def format_table(summary: dict) -> str:
         ("seconds per stage", _stage_seconds(s["seconds_per_stage"], s.get("resumed", {}))),
     ]
     if resumed:
-        info.append(("skipped (resumed)", f"{' and '.join(resumed)} training: weights from {_checkpoints(s)}"))
+        info.append(("skipped (resumed)", f"{' and '.join(resumed)} training: weights from {checkpoint_folder(s)}"))
     width = max(len(r[0]) for r in info)
     lines += [f"  {k:<{width}}  {v}" for k, v in info]
     lines.append("  files:")

@@ -34,7 +34,8 @@ from s2jax import layers as L
 from s2jax import fileio
 
 __all__ = ["DVSConfig", "PRESETS", "load_data", "build_model", "train", "float_accuracy", "chip_scores",
-           "chip_accuracy", "quant_config", "ptq_sweep", "best_percentile", "parity", "nir_roundtrip", "preflight"]
+           "chip_accuracy", "quant_config", "ptq_sweep", "best_percentile", "parity", "nir_roundtrip", "preflight",
+           "chip_run", "eval_batches"]
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,11 @@ def train(model, train_data, *, epochs: int, batch_size: int, lr: float, seed: i
 
 # jitted once: every evaluation of one model shape (and every network of one shape) reuses the compilation
 _forward = nnx.jit(lambda m, x: m(x))
-_chip_run = jax.jit(hwmodel.run)
+#: ``hwmodel.run``, jitted once for the recipe and its pipeline (one compilation per network shape).
+chip_run = jax.jit(hwmodel.run)
 
 
-def _eval_batches(data, batch, layers):
+def eval_batches(data, batch, layers):
     """Full batches of ``batch`` samples (the last one zero-filled: one shape, one compilation),
     each followed by ``layers`` empty ticks; yields ``(x, number of real samples)``."""
     for x, _ in D.batches(data, batch):
@@ -212,7 +214,7 @@ def _eval_batches(data, batch, layers):
 
 def _forward_scores(model, data, batch):
     return np.concatenate([np.asarray(_forward(model, x).output.mean(axis=1))[:n]
-                           for x, n in _eval_batches(data, batch, len(model.neurons))])
+                           for x, n in eval_batches(data, batch, len(model.neurons))])
 
 
 def float_accuracy(model, data, batch: int = 128) -> float:
@@ -226,8 +228,8 @@ def chip_scores(net, data, profile: str = "float32", batch: int = 128, quiet: bo
     readout = net.populations[-1].name
     out = []
     bar = _bar("chip model", -(-len(data) // batch), quiet, unit="batch", leave=False)
-    for x, n in _eval_batches(data, batch, len(net.populations) - 1):
-        _, trace = _chip_run(prog, {"input": D.chip_input(x)})
+    for x, n in eval_batches(data, batch, len(net.populations) - 1):
+        _, trace = chip_run(prog, {"input": D.chip_input(x)})
         out.append(np.asarray(trace.voltages[readout], np.float64).mean(axis=1)[:n])
         bar.update(1)
     bar.close()
@@ -273,7 +275,7 @@ def parity(qmodel, net, x, profile: str = "float32", *, padded: bool = False) ->
     exact comparisons of every layer (voltages bit for bit)."""
     x = np.asarray(x, np.float32) if padded else _pad(qmodel, np.asarray(x, np.float32))
     out = _forward(qmodel, x)
-    _, trace = _chip_run(hwmodel.compile_network(net, profile, record="all"), {"input": D.chip_input(x)})
+    _, trace = chip_run(hwmodel.compile_network(net, profile, record="all"), {"input": D.chip_input(x)})
     report = {}
     for k, neuron in enumerate(qmodel.neurons):
         name = f"layer{k}"
@@ -301,8 +303,8 @@ def nir_roundtrip(net, path, x, profile: str = "float32") -> bool:
 
     fileio.atomic_write(Path(path), lambda p: nir.write(p, export.to_nir(net)))
     back = export.from_nir(path)
-    _, a = _chip_run(hwmodel.compile_network(net, profile, record="all"), {"input": x})
-    _, b = _chip_run(hwmodel.compile_network(back, profile, record="all"), {"input": x})
+    _, a = chip_run(hwmodel.compile_network(net, profile, record="all"), {"input": x})
+    _, b = chip_run(hwmodel.compile_network(back, profile, record="all"), {"input": x})
     same = [np.array_equal(np.asarray(a.spikes[k]), np.asarray(b.spikes[k])) for k in a.spikes]
     same += [np.array_equal(np.asarray(a.voltages[k]), np.asarray(b.voltages[k])) for k in a.voltages]
     return a.names == b.names and all(same)

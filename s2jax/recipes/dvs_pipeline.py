@@ -36,7 +36,7 @@ from s2jax import SPINNAKER2, export, fileio, hwmodel, quant
 from s2jax import data as D
 from s2jax.qnet import Conv2DProjection
 from s2jax.recipes import checkpoint, dvs
-from s2jax.recipes.dqn_pipeline import _checkpoints, display_path
+from s2jax.recipes.reporting import checkpoint_folder, display_path
 
 __all__ = ["run_pipeline", "format_table", "spikes_figure"]
 
@@ -139,7 +139,7 @@ def run_pipeline(config: dvs.DVSConfig = dvs.PRESETS["synthetic"], out="s2jax-dv
 def _export(config, qmodel, net, test, out):
     """Design rules, parity with the QAT forward, NIR round trip, py-spinnaker2 bundle, mapping and cost,
     on the first evaluation batch of test gestures (the shapes the evaluation already compiled)."""
-    x, n = next(dvs._eval_batches(test, config.eval_batch, len(qmodel.neurons)))
+    x, n = next(dvs.eval_batches(test, config.eval_batch, len(qmodel.neurons)))
     x = x[:n]
     pop = net.population("input")  # one test gesture as the bundle's example input
     first = D.chip_input(x[:1])[0]
@@ -155,7 +155,7 @@ def _export(config, qmodel, net, test, out):
     ticks = config.ticks + len(qmodel.neurons)
     bundle = export.to_pyspinnaker2(net, out / "pyspinnaker2", timesteps=ticks, overwrite=True)
     mapping = hwmodel.map_to_cores(net)
-    _, trace = dvs._chip_run(hwmodel.compile_network(net, config.profile), {"input": D.chip_input(x)})
+    _, trace = dvs.chip_run(hwmodel.compile_network(net, config.profile), {"input": D.chip_input(x)})
     cost = hwmodel.estimate_cost(net, trace, mapping=mapping)
     conv_bounds = {p.post.name: _accumulator_bound(p) for p in net.projections if isinstance(p, Conv2DProjection)}
     deploy = {"design_rule_violations": [str(v) for v in violations], "parity_exact": bool(exact),
@@ -274,7 +274,7 @@ def format_table(summary: dict) -> str:
     ]
     resumed = [k for k, v in s.get("resumed", {}).items() if v]
     if resumed:
-        rows.append(("skipped (resumed)", f"{' and '.join(resumed)} training: weights from {_checkpoints(s)}"))
+        rows.append(("skipped (resumed)", f"{' and '.join(resumed)} training: weights from {checkpoint_folder(s)}"))
     width = max(len(r[0]) for r in rows)
     n = s["samples"]
     lines = [f"s2jax DVS gesture: {s['dataset']}, {len(s['classes'])} classes, input {tuple(s['input_shape'])} x "

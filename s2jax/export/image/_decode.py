@@ -9,13 +9,14 @@ import math
 
 import numpy as np
 
-from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PARAMS, NETWORK, PE, RESET_CODES, ROUTING,
-                                       SPEC, ImageError, _block, _check_spec, _need, _one, _read_blocks,
-                                       _routing_section, _sections, decode_words)
+from s2jax import kinds
+from s2jax.export.image._format import (CONV_COLUMNS, NETWORK, PE, ROUTING, SPEC, ImageError, _block, _check_spec,
+                                        _need, _one, _read_blocks, _routing_section, _sections, decode_words)
+from s2jax.export.image._params import decode_params, join_params
 from s2jax.hwmodel.mapping import MappingSizeError, map_to_cores
 from s2jax.qnet import (CONV_KEYS, MAX_POPULATION_SIZE, MAX_SYNAPSES, Conv2DProjection, Network, Population,
                         Projection, spike_count_error)
-from s2jax.spec import ALL_MODELS, CUBA_MODELS, INPUT_MODELS, ChipSpec
+from s2jax.spec import ChipSpec
 
 
 def _network_doc(raw: bytes, path: str) -> dict:
@@ -43,8 +44,9 @@ def _network_doc(raw: bytes, path: str) -> dict:
         raise ImageError(f"{where}: the network name is {doc['name']!r}; expected a string or null")
     for i, pd in enumerate(pops):
         need(pd, "name", str, f"population {i}")
-        if need(pd, "model", str, f"population {i}") not in ALL_MODELS:
-            raise ImageError(f"{where}: population {i} has model {pd['model']!r}; expected one of {list(ALL_MODELS)}")
+        if need(pd, "model", str, f"population {i}") not in kinds.names():
+            raise ImageError(f"{where}: population {i} has model {pd['model']!r}; expected one of "
+                             f"{list(kinds.names())} (the registered kinds, s2jax.kinds)")
         if not 1 <= need(pd, "size", int, f"population {i}") <= MAX_POPULATION_SIZE:
             raise ImageError(f"{where}: population {i} ({pd['name']!r}) has size {pd['size']:,}; expected 1 to "
                              f"{MAX_POPULATION_SIZE:,} (MAX_POPULATION_SIZE)")
@@ -68,25 +70,11 @@ def _network_doc(raw: bytes, path: str) -> dict:
     return doc
 
 
-def _scalar_or_array(values: np.ndarray):
-    """A per-neuron float32 array, as one Python float when every value has the same bits."""
-    bits = values.view(np.uint32)
-    return float(values[0]) if np.all(bits == bits[0]) else values.copy()
-
-
 def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec, check_rows, max_convs: int):
     """Parameters, synapses (``(projection, pre, local post, weight, delay)``) and convs of one PE.
     ``check_rows(rows, where)`` checks the synapse rows before their words are decoded; at most
     ``max_convs`` conv headers are read."""
-    reset = int(_need(blocks, "reset", "<u4", where, 1, 1)[0, 0])
-    modes = {v: k for k, v in RESET_CODES.items()}
-    if reset not in modes:
-        raise ImageError(f"{where}: reset code {reset}; expected one of {sorted(modes)}")
-    params = {"reset": modes[reset]}
-    for k in FLOAT_PARAMS + (CUBA_FLOAT_PARAMS if model in CUBA_MODELS else ()):
-        params[k] = _need(blocks, k, "<f4", where, 1, n)[0]
-    if model in CUBA_MODELS:
-        params["t_refrac"] = _need(blocks, "t_refrac", "<u4", where, 1, n)[0]
+    params = decode_params(blocks, model, n, where)
     rows = _need(blocks, "rows", "<u4", where, None, 4).astype(np.int64)
     words = _need(blocks, "words", "<u4", where, 1, None)[0]
     if rows[:, 3].sum() != words.size:
@@ -98,7 +86,7 @@ def _neuron_slice(blocks, model: str, n: int, where: str, spec: ChipSpec, check_
         raise ImageError(f"{where}: synapse target {int(target.max())}; expected < {n} (the slice size)")
     synapses = (rows, np.repeat(rows[:, 0], rows[:, 3]), np.repeat(rows[:, 2], rows[:, 3]), target, weight, delay)
     convs = []
-    if model == "lif_conv2d":
+    if max_convs or "conv" in blocks:  # PEs of conv targets (older images: empty blocks when no conv enters)
         head = _need(blocks, "conv", "<u4", where, None, len(CONV_COLUMNS)).astype(np.int64)
         if len(head) > max_convs:
             raise ImageError(f"{where}: {len(head):,} conv headers; the network section has {max_convs} conv "
@@ -127,8 +115,9 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
             b1 != a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:])) or any(b <= a for a, b in bounds):
         raise ImageError(f"{path}: PE slices of population {pd['name']!r} are {bounds}; expected consecutive "
                          f"slices covering [0, {pd['size']})")
-    model, params, columns = pd["model"], {}, {}
-    if model in INPUT_MODELS:  # count first: the spike rows become Python lists
+    model, params, per_pe = pd["model"], {}, []
+    is_input = kinds.get(model).is_input
+    if is_input:  # count first: the spike rows become Python lists
         entries = sum(blocks["spikes"].shape[0] for _, _, blocks, _ in slices if "spikes" in blocks)
         error = spike_count_error(entries, f"population {pd['name']!r}")
         if error:
@@ -153,7 +142,7 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
 
     spikes = []
     for start, stop, blocks, where in slices:
-        if model in INPUT_MODELS:
+        if is_input:
             pairs = _need(blocks, "spikes", "<u4", where, None, 2).astype(np.int64)
             if pairs.size and pairs[:, 0].max() >= stop - start:
                 raise ImageError(f"{where}: spike_list neuron {int(pairs[:, 0].max())}; expected < {stop - start}")
@@ -161,8 +150,7 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
         else:
             local, (_, k, pre, target, weight, delay), pe_convs = _neuron_slice(
                 blocks, model, stop - start, where, spec, check_rows, max_convs)
-            for key, value in local.items():
-                columns.setdefault(key, []).append(value)
+            per_pe.append(local)
             for proj in np.unique(k):
                 sel = k == proj
                 synapses[int(proj)].append(np.stack([pre[sel], target[sel] + start, weight[sel], delay[sel]], 1))
@@ -174,18 +162,8 @@ def _population(i: int, pd: dict, slices, proj_docs, synapses: dict, convs: dict
             raise ImageError(f"{where}: unexpected block(s) {sorted(blocks)} for model {model!r}")
     if spikes:
         params = _spike_dict(np.concatenate(spikes))
-    if model not in INPUT_MODELS:
-        modes = set(columns.pop("reset"))
-        if len(modes) != 1:
-            raise ImageError(f"{path}: population {pd['name']!r} has reset modes {sorted(modes)} on different "
-                             f"PEs; expected one")
-        params["reset"] = modes.pop()
-        for key, parts in columns.items():
-            values = np.concatenate(parts)
-            if key == "t_refrac":
-                params[key] = int(values[0]) if np.all(values == values[0]) else values.astype(np.int64)
-            else:
-                params[key] = _scalar_or_array(values)
+    if not is_input:
+        params = join_params(model, per_pe, f"{path}: population {pd['name']!r}")
     try:
         pop = Population(pd["size"], model, params, name=pd["name"], record=pd["record"])
         if pd.get("max_atoms_per_core") is not None:

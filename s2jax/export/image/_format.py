@@ -28,8 +28,6 @@ SECTION_NAMES = {NETWORK: "network", SPEC: "spec", PE: "PE", ROUTING: "routing"}
 DTYPES = {1: np.dtype("<u4"), 2: np.dtype("<i4"), 3: np.dtype("<f4"), 4: np.dtype("i1")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 RESET_CODES = {"reset_by_subtraction": 0, "reset_to_v_reset": 1}
-FLOAT_PARAMS = ("threshold", "alpha_decay", "i_offset", "v_init", "v_reset")
-CUBA_FLOAT_PARAMS = ("exc_decay", "inh_decay")
 CONV_COLUMNS = ("projection", "c_in", "c_out", "kh", "kw") + CONV_KEYS
 
 
@@ -111,6 +109,14 @@ def decode_words(words, spec: ChipSpec = SPINNAKER2, where: str = "synapses"):
 
 
 # --- blocks: the typed arrays inside PE and routing sections -------------------------------------
+
+
+def _u32(values, what: str) -> np.ndarray:
+    a = np.asarray(values, np.int64)
+    if a.size and (a.min() < 0 or a.max() > 2**32 - 1):
+        raise ImageError(f"{what}: value {int(a.max() if a.max() > 2**32 - 1 else a.min())} does not fit "
+                         f"an unsigned 32-bit field; expected [0, {2**32 - 1}]")
+    return a.astype("<u4")
 
 
 def _block(name: str, array) -> bytes:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 import nir
-from s2jax import qnet
-from s2jax.export.nir_common import (_P, DIGEST_KEY, NEURON_NODES, QNET_PARAMS, WEIGHT_NODES, _check_dense, _check_text,
-                                     _flag, _kind, _md, _need, _need_int, _need_real, _need_text, _pair, _real, _show,
-                                     graph_digest)
-from s2jax.export.nir_read import _neuron_shape, _source_shape
+from s2jax import kinds, qnet
+from s2jax.export.nir._codecs import codec_of, neuron_nodes
+from s2jax.export.nir._common import (_P, DIGEST_KEY, WEIGHT_NODES, _check_dense,
+                                      _check_text, _flag, _kind, _md, _need, _need_int, _need_real, _need_text, _pair,
+                                      _one_of, _real, _show, graph_digest)
+from s2jax.export.nir._read import _neuron_shape, _source_shape
 from s2jax.spec import ChipSpec
 
 _HINT = "pass use_metadata=False to convert the NIR parameters instead"
@@ -33,6 +34,7 @@ def _classify(graph, fmt: str) -> tuple[list, list]:
     """(population nodes, weight nodes) of an s2jax graph, as ``(name, node)`` pairs; every other
     node must be a shape or Output node without a kind."""
     pop_kind, proj_kind = _KINDS[fmt]
+    sources = (nir.Input,) + neuron_nodes()
     pops, projs = [], []
     for name, node in graph.nodes.items():
         md = _md(node)
@@ -40,7 +42,7 @@ def _classify(graph, fmt: str) -> tuple[list, list]:
         where = f"{_kind(node)} node {name!r}"
         if fmt == "model" and isinstance(node, nir.Input):
             expect = None  # the model's input carries no metadata
-        elif isinstance(node, (nir.Input,) + NEURON_NODES):
+        elif isinstance(node, sources):
             expect = pop_kind
         elif isinstance(node, WEIGHT_NODES):
             expect = proj_kind
@@ -107,15 +109,24 @@ def _restore_qnet(graph: nir.NIRGraph, syns, spec: ChipSpec) -> qnet.Network:
 def _restore_population(node_name: str, node) -> qnet.Population:
     md, where = _md(node), f"{_kind(node)} node {node_name!r}"
     model = _need_text(md, "neuron_model", where)
-    if (model == "spike_list") != isinstance(node, nir.Input):
+    try:
+        kind = kinds.get(model)
+    except ValueError as e:
+        raise ValueError(f"{where}: metadata neuron_model: {e}") from None
+    if kind.is_input != isinstance(node, nir.Input):
         raise ValueError(f"{where}: metadata neuron_model {model!r} does not fit a {_kind(node)} node ({_HINT})")
+    if not kind.is_input:
+        writes = codec_of(model, where).writes
+        if _kind(node) not in writes:
+            raise ValueError(f"{where}: metadata neuron_model {model!r} does not fit a {_kind(node)} node: the "
+                             f"kind's NIR codec writes {_one_of(writes)} ({_HINT})")
     record = [r for r in _need_text(md, "record", where).split(",") if r]
     size = _need_int(md, "size", where, 1, qnet.MAX_POPULATION_SIZE)
     shape = _source_shape(node_name, node)
     if size != int(np.prod(shape)):
         raise ValueError(f"{where}: metadata size {size:,} but the node has shape {shape} ({int(np.prod(shape)):,} "
                          f"neurons) ({_HINT})")
-    if model == "spike_list":
+    if kind.is_input:
         idx, ticks = _int_array(md, "spike_neuron", where).reshape(-1), _int_array(md, "spike_tick", where).reshape(-1)
         if idx.shape != ticks.shape:
             raise ValueError(f"{where}: {idx.size} spike neurons but {ticks.size} spike ticks")
@@ -124,14 +135,13 @@ def _restore_population(node_name: str, node) -> qnet.Population:
             params.setdefault(i, []).append(t)
     else:
         params = {}
-        for k in QNET_PARAMS:
-            if _P + "param_" + k in md:
-                v = _need_real(md, "param_" + k, where)
-                if v.ndim not in (0, 1) or (v.ndim == 1 and v.size != size):
-                    raise ValueError(f"{where}: metadata param_{k} has shape {v.shape}; expected a scalar or "
-                                     f"({size},)")
-                params[k] = float(v) if v.ndim == 0 else v
-        params["reset"] = _need_text(md, "reset", where)
+        for k in [key[len(_P + "param_"):] for key in md if isinstance(key, str) and key.startswith(_P + "param_")]:
+            v = _need_real(md, "param_" + k, where)
+            if v.ndim not in (0, 1) or (v.ndim == 1 and v.size != size):
+                raise ValueError(f"{where}: metadata param_{k} has shape {v.shape}; expected a scalar or ({size},)")
+            params[k] = float(v) if v.ndim == 0 else v
+        for k in kind.params_of("reset"):
+            params[k] = _need_text(md, k, where)
     pop = qnet.Population(size, model, params, name=node_name, record=record)
     if _P + "max_atoms_per_core" in md:
         atoms = _need_int(md, "max_atoms_per_core", where, 0, qnet.MAX_POPULATION_SIZE)

@@ -1,18 +1,5 @@
-"""The board image (``.s2img``): a network as the chip's PEs hold it, and back.
-
-``save_image(net, path)`` maps the network onto PEs (:func:`s2jax.hwmodel.mapping.map_to_cores`)
-and writes a versioned little-endian binary: a header, a section table, a network section
-(JSON), the ChipSpec (canonical JSON), one section per PE (float32 neuron parameters, 32-bit
-synapse words in rows grouped by source neuron, int8 conv kernels, spike_list ticks) and the
-routing table. ``load_image(path)`` validates every byte it reads and rebuilds the
-:class:`~s2jax.qnet.Network`; running the loaded network gives exactly the original's spikes and
-voltages in both profiles. The format is specified in ``docs/image-format.md``.
-
-Writing is atomic (:func:`s2jax.fileio.atomic_write`: a temporary file in the same folder, synced
-to disk, then renamed). No pickle: every array is raw little-endian bytes of a documented dtype.
-Every problem raises :class:`ImageError` (a ``ValueError``) naming what is wrong and what was
-expected.
-"""
+"""The board image's writer (:func:`save_image`: network to PE sections, packed and written
+atomically) and the entry of its reader (:func:`load_image`); the format is in :mod:`s2jax.export.image`."""
 
 from __future__ import annotations
 
@@ -21,29 +8,17 @@ import os
 
 import numpy as np
 
-from s2jax import fileio
-from s2jax.export.image_decode import _decode
-from s2jax.export.image_format import (CONV_COLUMNS, CUBA_FLOAT_PARAMS, FLOAT_PARAMS, FORMAT_VERSION, MAGIC, NETWORK,
-                                       PE, RESET_CODES, ROUTING, SPEC, ImageError, _block, _pack, _routing_section,
-                                       decode_words, encode_words, spec_hash, spec_json)
-from s2jax.export.image_format import BLOCK, DTYPE_CODES, DTYPES, ENTRY, HEADER, SECTION_ALIGN, SECTION_NAMES  # noqa: F401
+from s2jax import fileio, kinds
+from s2jax.export.image._decode import _decode
+from s2jax.export.image._format import (CONV_COLUMNS, NETWORK, PE, ROUTING, SPEC, ImageError, _block, _pack,
+                                        _routing_section, _u32, encode_words, spec_json)
+from s2jax.export.image._params import encode_params
 from s2jax.hwmodel.mapping import map_to_cores
 from s2jax.qnet import CONV_KEYS, Conv2DProjection, Network, Population
-from s2jax.spec import CUBA_MODELS, INPUT_MODELS, SPINNAKER2, ChipSpec
-
-__all__ = ["FORMAT_VERSION", "ImageError", "MAGIC", "decode_words", "encode_words", "load_image", "save_image",
-           "spec_hash", "spec_json"]
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 
 # --- writing -------------------------------------------------------------------------------------
-
-
-def _u32(values, what: str) -> np.ndarray:
-    a = np.asarray(values, np.int64)
-    if a.size and (a.min() < 0 or a.max() > 2**32 - 1):
-        raise ImageError(f"{what}: value {int(a.max() if a.max() > 2**32 - 1 else a.min())} does not fit "
-                         f"an unsigned 32-bit field; expected [0, {2**32 - 1}]")
-    return a.astype("<u4")
 
 
 def _network_json(net: Network, pops: dict) -> bytes:
@@ -104,24 +79,19 @@ def _synapse_blocks(net: Network, pop: Population, placements, pops: dict, projs
 def _pe_section(net, pop, pl, pops, projs, synapse_block: bytes) -> bytes:
     where = f"population {pop.name!r}, PE slice [{pl.start}, {pl.stop})"
     parts = [_block("slice", _u32([pops[id(pop)], pl.start, pl.stop, pl.chip, pl.pe], where))]
-    sl = slice(pl.start, pl.stop)
-    if pop.neuron_model in INPUT_MODELS:
+    if kinds.get(pop.neuron_model).is_input:
         pairs = [(i - pl.start, t) for i, ticks in sorted(pop.params.items()) if pl.start <= i < pl.stop
                  for t in ticks]
         parts.append(_block("spikes", _u32(np.asarray(pairs, np.int64).reshape(-1, 2), where + ", spike ticks")))
         return b"".join(parts)
-    parts.append(_block("reset", np.array([RESET_CODES[pop.params["reset"]]], "<u4")))
-    keys = FLOAT_PARAMS + (CUBA_FLOAT_PARAMS if pop.neuron_model in CUBA_MODELS else ())
-    parts += [_block(k, pop.param_array(k)[sl]) for k in keys]
-    if pop.neuron_model in CUBA_MODELS:
-        parts.append(_block("t_refrac", _u32(pop.param_array("t_refrac", np.float64)[sl], where + ", t_refrac")))
+    parts.append(encode_params(pop, slice(pl.start, pl.stop), where))
     parts.append(synapse_block)
-    if pop.neuron_model == "lif_conv2d":
-        convs = [p for p in net.projections if p.post is pop and isinstance(p, Conv2DProjection)]
+    convs = [p for p in net.projections if p.post is pop and isinstance(p, Conv2DProjection)]
+    if convs:  # the kernels of the conv projections into this population, on each of its PEs
         head = [[projs[id(p)], *p.weights.shape, *(p.conv_params[k] for k in CONV_KEYS)] for p in convs]
         kernels = [p.weights.astype(np.int8).reshape(-1) for p in convs]  # range checked by Conv2DProjection
         parts.append(_block("conv", _u32(np.asarray(head, np.int64).reshape(-1, len(CONV_COLUMNS)), where)))
-        parts.append(_block("kernels", np.concatenate(kernels) if kernels else np.zeros(0, np.int8)))
+        parts.append(_block("kernels", np.concatenate(kernels)))
     return b"".join(parts)
 
 
@@ -137,8 +107,8 @@ def _encode(net: Network, spec: ChipSpec) -> bytes:
     index = 0
     for pop in net.populations:
         placements = mapping.of(pop.name)
-        syn = (_synapse_blocks(net, pop, placements, pops, projs, spec) if pop.neuron_model not in INPUT_MODELS
-               else [b""] * len(placements))
+        syn = ([b""] * len(placements) if kinds.get(pop.neuron_model).is_input
+               else _synapse_blocks(net, pop, placements, pops, projs, spec))
         for pl, block in zip(placements, syn):
             sections.append((PE, index, _pe_section(net, pop, pl, pops, projs, block)))
             index += 1

@@ -12,18 +12,37 @@ import numpy as np
 
 import nir
 from s2jax.fileio import FileFormatError
+from s2jax.export.nir._codecs import neuron_nodes
 from s2jax.qnet import MAX_POPULATION_SIZE
 from s2jax.qnet.checks import MAX_SYNAPSES
 
 FORMAT_VERSION = 1
 _P = "s2jax_"
 
-NEURON_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI)
+# The node types s2jax maps onto the chip: the one definition that from_nir checks graphs against
+# and that the error messages of import and export name. The neuron node types are those the NIR
+# codecs of the registered kinds write or read (s2jax.kinds.codecs): neuron_nodes() and
+# supported_nodes() follow the registry; NEURON_NODES and SUPPORTED_NODES are those of the stock kinds.
 WEIGHT_NODES = (nir.Affine, nir.Linear, nir.Conv2d)
 SHAPE_NODES = (nir.SumPool2d, nir.Flatten)
-SUPPORTED_NODES = (nir.Input, nir.Output) + WEIGHT_NODES + SHAPE_NODES + NEURON_NODES
+
+
+def supported_nodes() -> tuple:
+    """Input, Output, the weight and shape nodes, and the registered kinds' neuron nodes."""
+    return (nir.Input, nir.Output) + WEIGHT_NODES + SHAPE_NODES + neuron_nodes()
+
+
+NEURON_NODES = neuron_nodes()
+SUPPORTED_NODES = supported_nodes()
+# The float layers to_nir writes: these ``s2jax.layers`` synapse classes (a Linear becomes a Linear
+# or Affine node, a Conv a Conv2d), and the neuron classes named as their NIR nodes, each written by
+# the NIR codec of its chip kind (LAYER_KINDS; no layer is an IF: a LIF without leak is a LIF).
+LAYER_SYNAPSES = ("Linear", "Conv")
+LAYER_NEURONS = (nir.LIF, nir.CubaLIF, nir.LI)
+LAYER_KINDS = {"LIF": "lif_no_delay", "LI": "lif_no_delay", "CubaLIF": "lif_curr_exp_no_delay"}
 INTEGRATORS = ("forward", "exponential")
 RESETS = {"subtract": "reset_by_subtraction", "zero": "reset_to_v_reset"}
+# the numeric parameters of the stock kinds (each kind's metadata holds those of its param_classes)
 QNET_PARAMS = ("threshold", "alpha_decay", "i_offset", "v_init", "v_reset", "exc_decay", "inh_decay", "t_refrac")
 
 
@@ -34,6 +53,12 @@ class NIRFileError(FileFormatError):
 
 def _kind(node) -> str:
     return type(node).__name__
+
+
+def _one_of(names) -> str:
+    """``"A, B or C"``: names (strings, or classes by their names) for an error message."""
+    names = [n if isinstance(n, str) else n.__name__ for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _check_dt(dt) -> float:
@@ -165,7 +190,7 @@ def _check_dense(rows: int, cols: int, where: str) -> None:
     """Refuse a ``rows x cols`` weight matrix over :data:`MAX_DENSE_WEIGHTS` (before allocating it)."""
     if rows * cols > MAX_DENSE_WEIGHTS:
         raise ValueError(f"{where}: a dense weight matrix of {rows:,} x {cols:,} = {rows * cols:,} entries "
-                         f"exceeds the limit of {MAX_DENSE_WEIGHTS:,} (nir_common.MAX_DENSE_WEIGHTS)")
+                         f"exceeds the limit of {MAX_DENSE_WEIGHTS:,} (s2jax.export.nir.MAX_DENSE_WEIGHTS)")
 
 
 def _check_weight_count(v, where: str) -> None:
@@ -173,7 +198,7 @@ def _check_weight_count(v, where: str) -> None:
     shape = np.shape(v)
     if math.prod(shape) > MAX_DENSE_WEIGHTS:
         raise ValueError(f"{where}: weight of shape {shape} holds {math.prod(shape):,} entries, over the limit of "
-                         f"{MAX_DENSE_WEIGHTS:,} per weight node (nir_common.MAX_DENSE_WEIGHTS)")
+                         f"{MAX_DENSE_WEIGHTS:,} per weight node (s2jax.export.nir.MAX_DENSE_WEIGHTS)")
 
 
 def _check_real(v, name: str, where: str) -> None:

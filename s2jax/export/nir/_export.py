@@ -1,6 +1,5 @@
 """NIR export: :func:`to_nir` of a ``qnet.Network`` or a float ``layers.SNN``, with the
-``s2jax_*`` metadata that :mod:`s2jax.export.nir_restore` reads back (convention in
-:mod:`s2jax.export.nir`)."""
+``s2jax_*`` metadata that ``_restore`` reads back (convention in :mod:`s2jax.export.nir`)."""
 
 from __future__ import annotations
 
@@ -10,18 +9,15 @@ import numpy as np
 
 import nir
 from s2jax import qnet
-from s2jax.export.nir_common import DIGEST_KEY, FORMAT_VERSION, QNET_PARAMS, _check_dense, _check_dt, _meta, graph_digest
-from s2jax.qnet.checks import _check_name
-from s2jax.spec import CUBA_MODELS, SPINNAKER2, ChipSpec
+from s2jax import kinds
+from s2jax.export.nir._codecs import codec_of
+from s2jax.export.nir._common import (DIGEST_KEY, FORMAT_VERSION, LAYER_KINDS, LAYER_NEURONS, LAYER_SYNAPSES,
+                                      _check_dense, _check_dt, _meta, _one_of, graph_digest)
+from s2jax.kinds.codecs import NO_LEAK_TAU_TICKS
+from s2jax.qnet.checks import check_name as _check_name
+from s2jax.spec import SPINNAKER2, ChipSpec
 
-NO_LEAK_TAU_TICKS = 2.0**26  # tau / dt written for alpha_decay == 1: float32(1 - 2^-26) == 1.0
-
-
-def _tau(alpha, dt: float) -> np.ndarray:
-    """``dt / (1 - alpha)``, and ``2^26 dt`` where ``alpha == 1`` (a decay that rounds to 1.0)."""
-    a = np.asarray(alpha, np.float64)
-    one = a == 1.0
-    return np.where(one, dt * NO_LEAK_TAU_TICKS, dt / np.where(one, 0.5, 1.0 - a))
+__all__ = ["to_nir", "NO_LEAK_TAU_TICKS"]
 
 
 class _Builder:
@@ -55,24 +51,15 @@ def _check_node_name(name, where: str):
                          f"non-empty and contain no '/')")
 
 
-def _neuron_node(kind: str, shape, alpha, threshold, i_offset, v_reset, exc_decay, dt, metadata):
-    """A NIR neuron node (the export convention of :mod:`s2jax.export.nir`), parameters of ``shape``."""
-
-    def arr(x):  # a scalar, or one value per neuron in C, H, W order
-        x = np.asarray(x, np.float64)
-        return x.reshape(shape).copy() if x.size == math.prod(shape) else np.broadcast_to(x, shape).copy()
-
-    tau = arr(_tau(alpha, dt))
-    r = tau / dt
-    v_leak = arr(i_offset) * r
-    if kind == "li":
-        return nir.LI(tau=tau, r=r, v_leak=v_leak, metadata=metadata)
-    if kind == "lif":
-        return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=arr(threshold), v_reset=arr(v_reset),
-                       metadata=metadata)
-    tau_syn = arr(_tau(exc_decay, dt))
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=v_leak, v_threshold=arr(threshold),
-                       v_reset=arr(v_reset), w_in=tau_syn / dt, metadata=metadata)
+def _neuron_node(codec, values: dict, shape, dt: float, readout: bool, metadata: dict, where: str):
+    """The NIR neuron node the kind's codec writes, with ``metadata``; the codec must return one
+    of the node types it declares."""
+    node = codec.to_node(values, tuple(shape), dt, readout)
+    if type(node).__name__ not in codec.writes:
+        raise ValueError(f"{where}: the kind's NIR codec returned a {type(node).__name__} node; it declares "
+                         f"writes={list(codec.writes)}")
+    node.metadata = metadata
+    return node
 
 
 def _conv_nodes(b: _Builder, base: str, weight_oihw, stride, padding, pool, in_chw, md):
@@ -144,23 +131,29 @@ def _population_shapes(net: qnet.Network) -> dict:
 
 
 def _pop_metadata(pop: qnet.Population, index: int) -> dict:
+    """What restores ``pop`` exactly, for every kind alike: an input kind's spikes
+    (``{neuron: [tick, ...]}``), a neuron kind's parameters by their class (a reset mode as
+    ``s2jax_<name>``, a number as ``s2jax_param_<name>``, float64)."""
+    kind = kinds.get(pop.neuron_model)
     md = {"kind": "population", "index": index, "neuron_model": pop.neuron_model, "size": pop.size,
           "record": ",".join(pop.record), "max_atoms_per_core": int(pop.max_atoms_per_core or 0)}
-    if pop.neuron_model == "spike_list":
+    if kind.is_input:
         pairs = [(i, t) for i, ticks in pop.params.items() for t in ticks]
         md["spike_neuron"] = np.array([i for i, _ in pairs], np.int64)
         md["spike_tick"] = np.array([t for _, t in pairs], np.int64)
     else:
-        md["reset"] = pop.params["reset"]
-        for key in QNET_PARAMS:
-            if key in pop.params:
+        for key in kind.params_of("reset"):
+            md[key] = pop.params[key]
+        for key, cls in kind.param_classes.items():
+            if cls != "reset" and key in pop.params:
                 md["param_" + key] = np.asarray(pop.params[key], np.float64)
     return _meta(**md)
 
 
-def _is_readout(pop: qnet.Population, spec: ChipSpec) -> bool:
-    return pop.neuron_model not in CUBA_MODELS and bool(np.all(pop.param_array("threshold", np.float64)
-                                                                >= spec.readout_threshold))
+def _values(pop: qnet.Population) -> dict:
+    """A codec's ``values``: every numeric parameter one float64 per neuron, every reset mode as named."""
+    kind = kinds.get(pop.neuron_model)
+    return {k: pop.params[k] if c == "reset" else pop.param_array(k, np.float64) for k, c in kind.param_classes.items()}
 
 
 def _qnet_to_nir(net: qnet.Network, dt: float, spec: ChipSpec) -> nir.NIRGraph:
@@ -172,24 +165,23 @@ def _qnet_to_nir(net: qnet.Network, dt: float, spec: ChipSpec) -> nir.NIRGraph:
     incoming = {p.name: [j for j in net.projections if j.post is p] for p in net.populations}
     affine_bias = {}  # population -> its one dense projection, which carries i_offset as bias
     for index, pop in enumerate(net.populations):
-        if pop.neuron_model == "spike_list":
+        if kinds.get(pop.neuron_model).is_input:
             b.add(pop.name, nir.Input(input_type={"input": np.array(shapes[pop.name])},
                                       metadata=_pop_metadata(pop, index)))
             continue
+        where = f"population {pop.name!r} (kind {pop.neuron_model!r})"
+        codec = codec_of(pop.neuron_model, where)
         if not incoming[pop.name]:
             raise ValueError(f"population {pop.name!r} receives no projection; a NIR neuron node needs an "
                              f"incoming edge (NIR would invent an Input node for it)")
-        p = {k: pop.param_array(k, np.float64) for k in ("alpha_decay", "threshold", "i_offset", "v_reset")}
-        cuba = pop.neuron_model in CUBA_MODELS
-        kind = "cuba" if cuba else ("li" if _is_readout(pop, spec) else "lif")
+        values = _values(pop)
+        readout = codec.readout(values, spec)
         single = incoming[pop.name][0]
-        if (not cuba and len(incoming[pop.name]) == 1 and not isinstance(single, qnet.Conv2DProjection)
-                and np.any(p["i_offset"] != 0)):
-            affine_bias[pop.name] = single
-        i_offset = 0.0 if pop.name in affine_bias else p["i_offset"]
-        exc = pop.param_array("exc_decay", np.float64) if cuba else None
-        b.add(pop.name, _neuron_node(kind, shapes[pop.name], p["alpha_decay"], p["threshold"], i_offset,
-                                     p["v_reset"], exc, dt, _pop_metadata(pop, index)))
+        if (codec.bias is not None and len(incoming[pop.name]) == 1 and not isinstance(single, qnet.Conv2DProjection)
+                and np.any(values[codec.bias] != 0)):
+            affine_bias[pop.name] = (single, values[codec.bias])
+            values[codec.bias] = 0.0
+        b.add(pop.name, _neuron_node(codec, values, shapes[pop.name], dt, readout, _pop_metadata(pop, index), where))
     flat: dict = {}
     for j, proj in enumerate(net.projections):
         pre, post = proj.pre.name, proj.post.name
@@ -211,9 +203,8 @@ def _qnet_to_nir(net: qnet.Network, dt: float, spec: ChipSpec) -> nir.NIRGraph:
         w = np.zeros((proj.post.size, proj.pre.size), np.float64)
         np.add.at(w, (proj.post_idx, proj.pre_idx), proj.weights)
         name = b.fresh(f"{pre}_to_{post}")
-        if affine_bias.get(post) is proj:
-            node = nir.Affine(weight=w.astype(np.float32), bias=proj.post.param_array("i_offset", np.float64),
-                              metadata=md)
+        if post in affine_bias and affine_bias[post][0] is proj:
+            node = nir.Affine(weight=w.astype(np.float32), bias=affine_bias[post][1], metadata=md)
         else:
             node = nir.Linear(weight=w.astype(np.float32), metadata=md)
         b.add(name, node)
@@ -270,13 +261,15 @@ def _model_to_nir(model, dt: float, input_shape, spec: ChipSpec) -> nir.NIRGraph
     from s2jax.quant import QuantConfig
 
     syns, neurons = list(model.synapses), list(model.neurons)
+    synapse_layers = tuple(getattr(L, name) for name in LAYER_SYNAPSES)
+    neuron_layers = tuple(getattr(L, node.__name__) for node in LAYER_NEURONS)
     for k, (syn, neuron) in enumerate(zip(syns, neurons)):
         if getattr(syn, "quantizer", None) is not None or getattr(neuron, "quant_scale", None) is not None:
             raise ValueError(f"layer {k} is quantized (after quant.qat); export the float model, or "
                              f"quant.quantize(model) as a qnet.Network")
-        if not isinstance(syn, (L.Linear, L.Conv)) or not isinstance(neuron, L.LIF):
+        if not isinstance(syn, synapse_layers) or not isinstance(neuron, neuron_layers):
             raise ValueError(f"layer {k}: ({type(syn).__name__}, {type(neuron).__name__}) has no NIR form; "
-                             f"supported: Linear or Conv synapses with LIF, CubaLIF or LI neurons")
+                             f"supported: {_one_of(LAYER_SYNAPSES)} synapses with {_one_of(LAYER_NEURONS)} neurons")
         if neuron.readout and k != len(neurons) - 1:
             raise ValueError(f"layer {k}: an LI readout drives layer {k + 1}; a readout emits no spikes")
     if input_shape is None:
@@ -315,14 +308,16 @@ def _model_to_nir(model, dt: float, input_shape, spec: ChipSpec) -> nir.NIRGraph
         alpha, thr, bias, v_reset = (np.asarray(a, np.float64) for a in neuron.chip_values())
         cuba = isinstance(neuron, L.CubaLIF)
         in_affine = isinstance(syn, L.Linear) and neuron.bias is not None and not cuba
-        kind = "li" if neuron.readout else "cuba" if cuba else "lif"
-        exc = np.clip(np.asarray(neuron.exc_decay[...], np.float64), 0, 1) if cuba else None
+        values = {"alpha_decay": alpha, "threshold": thr, "i_offset": 0.0 if in_affine else bias, "v_reset": v_reset}
+        if cuba:
+            values["exc_decay"] = np.clip(np.asarray(neuron.exc_decay[...], np.float64), 0, 1)
         try:
             chip_model = config.chip_model(syn, neuron)
         except ValueError:  # Conv + CubaLIF: a float model, with no chip population to name
             chip_model = None
-        name = b.add(f"layer{k}", _neuron_node(kind, out, alpha, thr, 0.0 if in_affine else bias, v_reset, exc,
-                                               dt, _neuron_metadata(neuron, k, chip_model)))
+        codec = codec_of(LAYER_KINDS["LI" if neuron.readout else "CubaLIF" if cuba else "LIF"], where)
+        name = b.add(f"layer{k}", _neuron_node(codec, values, out, dt, bool(neuron.readout),
+                                               _neuron_metadata(neuron, k, chip_model), where))
         b.edge(last, name)
         prev, shape = name, tuple(out)
     _add_outputs(b, [prev], set(), {prev: shape})
@@ -342,9 +337,10 @@ def to_nir(obj, *, dt: float = 1e-3, input_shape=None, spec: ChipSpec = SPINNAKE
     SHA-256 of everything else in the graph) by which it refuses a graph edited or corrupted since;
     write it with ``nir.write(path, graph)``.
 
-    A qnet population becomes ``LIF`` (``lif*`` models), ``CubaLIF`` (``lif_curr_exp*``) or ``LI``
-    (a ``lif*`` population whose threshold is ``spec.readout_threshold``); a spike_list becomes
-    ``Input``. Limits: each neuron population needs an incoming projection; conv padding must be
+    A qnet population becomes the node its kind's NIR codec writes (``kinds.get(model).codecs["nir"]``;
+    stock: ``LIF`` for ``lif*`` models, ``CubaLIF`` for ``lif_curr_exp*``, ``LI`` for a ``lif*``
+    population whose threshold is ``spec.readout_threshold``); an input kind (spike_list) becomes
+    ``Input``; a kind without a NIR codec raises a ``ValueError`` naming the population and kind. Limits: each neuron population needs an incoming projection; conv padding must be
     symmetric; synaptic delays, ``t_refrac``, ``inh_decay != exc_decay``, ``v_init`` and the reset
     mode live in the metadata only (NIR primitives cannot state them).
     """

@@ -3,6 +3,7 @@ and edges, and tracing every synapse path (source -> [SumPool2d] -> [Flatten] ->
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import os
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import nir
-from s2jax.export import nir_common
-from s2jax.export.nir_common import (NEURON_NODES, SHAPE_NODES, SUPPORTED_NODES, WEIGHT_NODES, NIRFileError, _check_real,
-                                     _check_weight_count, _integer, _kind, _pair, _shape, _show, _text)
+from s2jax.export.nir import _common
+from s2jax.export.nir._codecs import fields_of, neuron_nodes
+from s2jax.export.nir._common import (SHAPE_NODES, WEIGHT_NODES, NIRFileError, _check_real, _check_weight_count,
+                                      _integer, _kind, _one_of, _pair, _shape, _show, _text, supported_nodes)
 from s2jax.fileio import special_file_kind
 
 
@@ -28,7 +30,7 @@ def _scan(f, p) -> None:
     """Refuse a file whose datasets declare more than :data:`MAX_NIR_ARRAY_BYTES` in total (shape
     times item size from each header; nothing is read), which holds too many objects, or one of whose
     ``weight`` datasets (or ``s2jax_connections`` rows) declares more than
-    :data:`~s2jax.export.nir_common.MAX_DENSE_WEIGHTS` entries: a compressed file of zeros cannot make
+    :data:`~s2jax.export.nir.MAX_DENSE_WEIGHTS` entries: a compressed file of zeros cannot make
     the import allocate beyond that limit."""
     import h5py
 
@@ -45,10 +47,10 @@ def _scan(f, p) -> None:
             leaf = name.rsplit("/", 1)[-1]
             counted = {"weight": ("weights", math.prod(shape)),
                        "s2jax_connections": ("synapse rows", shape[0] if shape else 0)}.get(leaf, ("", 0))
-            if counted[1] > nir_common.MAX_DENSE_WEIGHTS:
+            if counted[1] > _common.MAX_DENSE_WEIGHTS:
                 raise NIRFileError(f"{p}: dataset {name!r} declares shape {shape}: {counted[1]:,} "
                                    f"{counted[0]}, over the limit of "
-                                   f"{nir_common.MAX_DENSE_WEIGHTS:,} per weight node (nir_common.MAX_DENSE_WEIGHTS)")
+                                   f"{_common.MAX_DENSE_WEIGHTS:,} per weight node (s2jax.export.nir.MAX_DENSE_WEIGHTS)")
             if seen["bytes"] > MAX_NIR_ARRAY_BYTES:
                 raise NIRFileError(f"{p}: dataset {name!r} declares shape {shape} of {obj.dtype} ({nbytes:,} "
                                    f"bytes); the file's arrays exceed the limit of {MAX_NIR_ARRAY_BYTES:,} bytes")
@@ -107,23 +109,29 @@ def _load(graph_or_path) -> nir.NIRGraph:
     raise TypeError(f"from_nir takes a nir.NIRGraph or a file path, got {type(graph_or_path).__name__}")
 
 
-#: The numeric fields of each supported node type, checked for real, finite values.
+#: The numeric fields of each weight and shape node type, checked for real, finite values (those of
+#: a neuron node type are its kinds' NIR codec's ``fields`` and ``optional`` ones).
 _NUMERIC_FIELDS = {
     nir.Affine: ("weight", "bias"), nir.Linear: ("weight",),
     nir.Conv2d: ("weight", "bias", "stride", "padding", "dilation", "groups", "input_shape"),
     nir.SumPool2d: ("kernel_size", "stride", "padding"), nir.Flatten: ("start_dim", "end_dim"),
-    nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"), nir.IF: ("r", "v_threshold", "v_reset"),
-    nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
-    nir.LI: ("tau", "r", "v_leak"),
 }
-_OPTIONAL_FIELDS = {(nir.Conv2d, "input_shape"), (nir.Conv2d, "bias"), (nir.LIF, "v_reset"), (nir.IF, "v_reset"),
-                    (nir.CubaLIF, "v_reset")}
+_OPTIONAL_FIELDS = {(nir.Conv2d, "input_shape"), (nir.Conv2d, "bias")}
+
+
+def _numeric_fields(node) -> tuple[tuple[str, ...], set]:
+    """(the numeric fields of ``node``, those of them that may be None)."""
+    if type(node) in _NUMERIC_FIELDS:
+        return _NUMERIC_FIELDS[type(node)], {f for t, f in _OPTIONAL_FIELDS if t is type(node)}
+    fields, optional = fields_of(node)
+    wanted = set(fields + optional)
+    return tuple(f.name for f in dataclasses.fields(node) if f.name in wanted), set(optional)
 
 
 def _check_values(name: str, node) -> None:
     """Every numeric field of ``node`` holds real, finite numbers (no bool, complex, text or
     objects; a Conv2d's padding may be 'valid' / 'same'); Input and Output shapes are valid
-    population shapes (see :func:`~s2jax.export.nir_common._shape`)."""
+    population shapes (see ``_common._shape``)."""
     where = f"{_kind(node)} node {name!r}"
     if isinstance(node, nir.Input):
         _shape((node.input_type or {}).get("input"), "input shape", where)
@@ -133,9 +141,10 @@ def _check_values(name: str, node) -> None:
         return
     if isinstance(node, WEIGHT_NODES):
         _check_weight_count(getattr(node, "weight", None), where)
-    for field in _NUMERIC_FIELDS[type(node)]:
+    fields, optional = _numeric_fields(node)
+    for field in fields:
         v = getattr(node, field, None)
-        if v is None and (type(node), field) in _OPTIONAL_FIELDS:
+        if v is None and field in optional:
             continue
         if field == "padding" and isinstance(node, nir.Conv2d) and (
                 isinstance(v, (str, bytes, np.str_, np.bytes_))
@@ -151,14 +160,15 @@ def _check_values(name: str, node) -> None:
 def _check_structure(graph: nir.NIRGraph):
     """Node types are supported, every node's values are real numbers and its shapes valid, and
     every edge joins two nodes of the graph (none into an Input, none out of an Output)."""
-    supported = ", ".join(c.__name__ for c in SUPPORTED_NODES)
+    supported_types = supported_nodes()
+    supported = ", ".join(c.__name__ for c in supported_types)
     if not isinstance(graph.nodes, dict) or not isinstance(graph.edges, (list, tuple)):
         raise ValueError(f"a NIR graph has a dict of nodes and a list of edges, got {type(graph.nodes).__name__} "
                          f"and {type(graph.edges).__name__}")
     for name, node in graph.nodes.items():
         if not isinstance(name, str):
             raise ValueError(f"node name {_show(name)} is not a text")
-        if not isinstance(node, SUPPORTED_NODES):
+        if not isinstance(node, supported_types):
             raise ValueError(f"node {name!r} is a NIR {_kind(node)}, which s2jax cannot map onto SpiNNaker2; "
                              f"supported node types: {supported}")
         _check_values(name, node)
@@ -176,9 +186,7 @@ def _check_structure(graph: nir.NIRGraph):
 
 
 def _neuron_shape(name: str, node) -> tuple:
-    fields = {nir.LIF: ("tau", "r", "v_leak", "v_threshold"), nir.IF: ("r", "v_threshold"),
-              nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"),
-              nir.LI: ("tau", "r", "v_leak")}[type(node)]
+    fields = fields_of(node)[0]
     try:
         shape = np.broadcast_shapes(*(np.shape(getattr(node, f)) for f in fields))
     except ValueError:
@@ -256,7 +264,7 @@ def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
     succ: dict = {n: [] for n in graph.nodes}
     for a, b in graph.edges:
         succ[a].append(b)
-    nodes = graph.nodes
+    nodes, neurons = graph.nodes, neuron_nodes()
     found: list[_Synapse] = []
     to_output: set = set()  # shape nodes on weightless paths into an Output (harmless)
     outputs: set = set()
@@ -276,10 +284,10 @@ def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
                 to_output.update(seen[1:])
                 outputs.add(src)
                 continue
-            if isinstance(node, NEURON_NODES):
+            if isinstance(node, neurons):
                 if weight is None:
                     raise ValueError(f"{edge}: {_kind(nodes[src])} node {src!r} reaches {_kind(node)} node {nxt!r} "
-                                     f"without a weight node (Affine, Linear or Conv2d); the chip connects "
+                                     f"without a weight node ({_one_of(WEIGHT_NODES)}); the chip connects "
                                      f"populations only through synapses")
                 found.append(_Synapse(src, nxt, weight, pool or (1, 1), _source_shape(src, nodes[src]),
                                       *w_shapes, seen[1:]))
@@ -313,7 +321,7 @@ def _trace(graph: nir.NIRGraph) -> tuple[list[_Synapse], set]:
                 walk(src, nxt, (math.prod(shape),), pool, weight, w_shapes, seen + (nxt,))
 
     for name, node in nodes.items():
-        if isinstance(node, (nir.Input,) + NEURON_NODES):
+        if isinstance(node, (nir.Input,) + neurons):
             walk(name, name, _source_shape(name, node), None, None, None, (name,))
     _check_synapses(graph, found, to_output)
     return found, outputs
@@ -362,7 +370,8 @@ def _order(graph: nir.NIRGraph, syns) -> list[str]:
     Kahn's algorithm with a heap of ready names: at each step the smallest name whose sources
     (self-loops aside) are all placed; when none is ready (a cycle), the smallest name not yet
     placed. ``O((nodes + synapses) log nodes)``."""
-    names = sorted(n for n, v in graph.nodes.items() if isinstance(v, (nir.Input,) + NEURON_NODES))
+    sources = (nir.Input,) + neuron_nodes()
+    names = sorted(n for n, v in graph.nodes.items() if isinstance(v, sources))
     preds: dict = {n: set() for n in names}
     for s in syns:
         if s.source != s.target:

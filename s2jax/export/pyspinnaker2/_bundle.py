@@ -1,42 +1,6 @@
-"""py-spinnaker2 bundles: a network as data plus a script that runs it on a SpiNNaker2 chip.
-
-:func:`to_pyspinnaker2` writes a folder that needs only numpy and py-spinnaker2 on the machine
-next to the board::
-
-    bundle/
-      network.json          structure: populations (name, size, neuron_model, string params,
-                            record, max_atoms_per_core), projections (pre, post, kind, conv
-                            params, synapse count), the total synapse count, timesteps, eth_ip,
-                            sys_tick_in_s, format version, s2jax version
-      arrays.npz            every number: per population ``pop<i>.<param>`` (float64 or int64,
-                            shape () for a scalar or (size,) per neuron), spike_list sources as
-                            ``pop<i>.spike_neurons`` (K,) int32 and ``pop<i>.spike_times`` (S, 2)
-                            int32 rows (neuron, tick); per projection ``proj<j>.connections``
-                            (M, 4) int32 rows [pre, post, weight, delay] or ``proj<j>.kernel``
-                            int8 (C_in, C_out, kH, kW). Loads with ``allow_pickle=False``.
-      run_on_spinnaker2.py  rebuilds the network with ``spinnaker2.snn``, runs it with
-                            ``hardware.SpiNNaker2Chip`` and writes results.npz
-
-Numbers live only in the npz: float parameters keep every bit (the readout threshold
-``float32 max``, or ``inf``, would not survive every JSON reader). Population ``i`` and projection
-``j`` are positions in ``network.json``'s lists, the network's order. A projection's synapse count
-is its number of connection rows (a conv projection's: its kernel's number of weights).
-
-Reading (:func:`load_pyspinnaker2`, :func:`load_results`) trusts nothing: ``network.json`` must be
-a JSON object of this format and version with every key present, of its type and within its
-limits (sizes at most :data:`s2jax.qnet.MAX_POPULATION_SIZE`), checked before any array is read;
-``arrays.npz`` must hold exactly the arrays ``network.json`` lists, of integer (spike lists,
-connections, kernels) or integer/float (parameters) dtypes, of the stated shapes and synapse
-counts. Anything else raises :class:`s2jax.fileio.FileFormatError` (a ``ValueError``) naming the
-file and the key.
-
-Example (``T = 20`` ticks)::
-
-    folder = to_pyspinnaker2(net, "bundle", timesteps=20)
-    # on the board's host:  python bundle/run_on_spinnaker2.py --eth-ip 192.168.1.17
-    chip = load_results(folder, net)       # {name: {"spikes": (20, n) bool, "voltages": (20, n) float32}}
-    compare(folder, net)                   # {name: None} when chip and chip model agree exactly
-"""
+"""py-spinnaker2 bundles, writing and reading: :func:`to_pyspinnaker2`, :func:`load_pyspinnaker2`,
+:func:`load_results` and :func:`compare` (the bundle's layout is in :mod:`s2jax.export.pyspinnaker2`;
+what it must hold is checked by ``_format``)."""
 
 from __future__ import annotations
 
@@ -44,34 +8,40 @@ import json
 import os
 import secrets
 import shutil
-import textwrap
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from s2jax import fileio, qnet
-from s2jax.export._pyspinnaker2_format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
-                                              NETWORK_FILE, RESULTS_FILE, SCRIPT_FILE, _array, _check_arrays,
-                                              _check_meta, _check_result_size, _header_check, _show)
-from s2jax.export._pyspinnaker2_script import SCRIPT
+from s2jax import fileio, kinds, qnet
+from s2jax.export.pyspinnaker2._format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
+                                               NETWORK_FILE, PYSPINNAKER2_MODELS, RESULTS_FILE, SCRIPT_FILE, _array,
+                                               _check_arrays, _check_meta, _check_params, _check_result_size,
+                                               _header_check, _show)
+from s2jax.export.pyspinnaker2._script import _custom_models, _script
 from s2jax.hwmodel.program import compile_network
 from s2jax.hwmodel.simulator import run, spike_list_inputs, to_volts
-from s2jax.spec import INPUT_MODELS, SPINNAKER2, ChipSpec
-
-__all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Difference", "compare", "load_pyspinnaker2", "load_results",
-           "to_pyspinnaker2"]
+from s2jax.spec import SPINNAKER2, ChipSpec
 
 _INT64 = np.iinfo(np.int64)
+
+
+class NonStockModelWarning(UserWarning):
+    """:func:`to_pyspinnaker2` wrote a bundle with a neuron model stock py-spinnaker2 does not
+    implement (not in :data:`PYSPINNAKER2_MODELS`): the bundle is complete and loads back, but its
+    script runs only with ``--allow-custom-models``."""
 
 
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _number_array(value, where: str) -> np.ndarray:
-    """A parameter as stored: int64 when given as integers (e.g. ``t_refrac``), float64 otherwise."""
+def _number_array(value, cls: str, where: str) -> np.ndarray:
+    """A parameter as stored: int64 for a "ticks" parameter or one given as integers, float64 otherwise."""
     arr = np.asarray(value)
+    if cls == "ticks" and arr.dtype.kind == "f":  # qnet checked the values are whole ticks in [0, 2^30]
+        return arr.astype(np.int64)
     if arr.dtype.kind in "biu":
         if arr.size and (arr.min() < _INT64.min or arr.max() > _INT64.max):
             raise ValueError(f"{where}: integer value outside int64")
@@ -101,18 +71,20 @@ def _describe(net: qnet.Network, timesteps: int, eth_ip: str, sys_tick_in_s: flo
         entry = {"name": p.name, "size": p.size, "neuron_model": p.neuron_model, "record": list(p.record),
                  "max_atoms_per_core": p.max_atoms_per_core}
         where = f"population {p.name!r}"
-        if p.neuron_model in INPUT_MODELS:
+        kind = kinds.get(p.neuron_model)
+        if kind.is_input:
             neurons = list(p.params)
             pairs = [(n, t) for n in neurons for t in p.params[n]]
             arrays[f"pop{i}.spike_neurons"] = _int32(neurons, f"{where}: spike_list neuron")
             arrays[f"pop{i}.spike_times"] = _int32(pairs, f"{where}: spike tick").reshape(-1, 2)
-        else:
-            entry["params"] = {k: v for k, v in p.params.items() if isinstance(v, str)}
+        else:  # every parameter the kind declares, in its order: reset modes as strings, the rest in the npz
+            classes = kind.param_classes
+            entry["params"] = {k: p.params[k] for k in kind.defaults if classes[k] == "reset"}
             entry["array_params"] = {}
-            for key, value in p.params.items():
-                if isinstance(value, str):
+            for key in kind.defaults:
+                if classes[key] == "reset":
                     continue
-                arr = _number_array(value, f"{where}: parameter {key!r}")
+                arr = _number_array(p.params[key], classes[key], f"{where}: parameter {key!r}")
                 arrays[f"pop{i}.{key}"] = arr
                 entry["array_params"][key] = "scalar" if arr.ndim == 0 else "per_neuron"
         pops.append(entry)
@@ -133,49 +105,6 @@ def _describe(net: qnet.Network, timesteps: int, eth_ip: str, sys_tick_in_s: flo
             "network": net.name, "timesteps": timesteps, "eth_ip": eth_ip, "sys_tick_in_s": sys_tick_in_s,
             "populations": pops, "projections": projs, "synapses": sum(p["synapses"] for p in projs)}
     return meta, arrays
-
-
-def _script(meta: dict, arrays: dict[str, np.ndarray]) -> str:
-    """The generated run script: fixed helpers plus explicit lines per population and projection."""
-    lines = []
-    wrap = lambda text, indent: textwrap.wrap(  # noqa: E731
-        text, 110, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False)
-    for i, p in enumerate(meta["populations"]):
-        if p["neuron_model"] in INPUT_MODELS:
-            params = f"spike_times(arrays, {i})"
-            note = f"{p['size']} spike sources, {len(arrays[f'pop{i}.spike_times'])} spikes"
-        else:
-            params = f"neuron_params(bundle, arrays, {i})"
-            shown = [f"{k}={v!r}" for k, v in p["params"].items()]
-            shown += [f"{k}=<per-neuron>" if kind == "per_neuron" else f"{k}={arrays[f'pop{i}.{k}'].item()!r}"
-                      for k, kind in p["array_params"].items()]
-            note = f"{p['size']} {p['neuron_model']} neurons, " + ", ".join(shown)
-        lines += wrap(f"{p['name']!r}: {note}", "    # ")
-        lines.append(f"    pop[{i}] = snn.Population(size={p['size']}, neuron_model={p['neuron_model']!r}, "
-                     f"params={params},")
-        lines.append(f"                            name={p['name']!r}, record={p['record']!r})")
-        if p["max_atoms_per_core"] is not None:
-            lines.append(f"    pop[{i}].set_max_atoms_per_core({p['max_atoms_per_core']})")
-    names = {p["name"]: i for i, p in enumerate(meta["populations"])}
-    if meta["projections"]:
-        lines.append("")
-    for j, c in enumerate(meta["projections"]):
-        pre, post = names[c["pre"]], names[c["post"]]
-        size = f"kernel {tuple(c['kernel_shape'])}" if c["kind"] == "conv2d" else f"{c['synapses']} synapses"
-        lines.append(f"    # {c['pre']!r} -> {c['post']!r}: {size}")
-        if c["kind"] == "conv2d":
-            conv = ", ".join(f"{k}={v!r}" for k, v in c["conv_params"].items())
-            lines.append(f"    proj[{j}] = snn.Conv2DProjection(pop[{pre}], pop[{post}], "
-                         f"arrays['proj{j}.kernel'], dict(")
-            lines += wrap(conv + "))", " " * 8)
-        else:
-            lines.append(f"    proj[{j}] = snn.Projection(pre=pop[{pre}], post=pop[{post}], "
-                         f"connections=arrays['proj{j}.connections'].tolist())")
-    network = "snn.Network()" if meta["network"] is None else f"snn.Network({meta['network']!r})"
-    return SCRIPT.format(name=meta["network"], version=meta["s2jax_version"], fmt=BUNDLE_FORMAT,
-                         fmt_version=BUNDLE_VERSION, build="\n".join(lines), network=network,
-                         timesteps=meta["timesteps"], n_pops=len(meta["populations"]),
-                         n_projs=len(meta["projections"]))
 
 
 def _savez_compressed(path, arrays: dict[str, np.ndarray]):
@@ -200,10 +129,12 @@ def _replace_folder(tmp: Path, target: Path):
 
 def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = "192.168.1.17",
                     sys_tick_in_s: float = 1e-3, overwrite: bool = False) -> Path:
-    """Write ``net`` as a py-spinnaker2 bundle (see the module docstring) into ``folder``.
+    """Write ``net`` as a py-spinnaker2 bundle (see :mod:`s2jax.export.pyspinnaker2`) into ``folder``.
 
     ``timesteps``, ``eth_ip`` and ``sys_tick_in_s`` are the script's defaults (``--timesteps``,
-    ``--eth-ip``, ``--sys-tick-in-s`` override them). A non-empty ``folder`` is refused unless
+    ``--eth-ip``, ``--sys-tick-in-s`` override them). Every registered neuron kind is written; a
+    model stock py-spinnaker2 does not implement (not in :data:`PYSPINNAKER2_MODELS`) raises a
+    :class:`NonStockModelWarning` and makes the script refuse to run without ``--allow-custom-models``. A non-empty ``folder`` is refused unless
     ``overwrite=True``. The bundle is built in a hidden folder next to ``folder`` and renamed into
     place at the end: on any error nothing half-written remains and an existing bundle is kept.
     Returns the bundle's path.
@@ -220,6 +151,14 @@ def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = 
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
     meta, arrays = _describe(net, int(timesteps), eth_ip, float(sys_tick_in_s))
+    custom = _custom_models(meta)
+    if custom:
+        pops = ", ".join(f"{name!r} ({model})" for name, model in custom.items())
+        warnings.warn(f"network {net.name!r}: population(s) {pops} use neuron model(s) that stock py-spinnaker2 "
+                      f"does not implement (it implements {list(PYSPINNAKER2_MODELS)}); the bundle is complete "
+                      f"and loads back with load_pyspinnaker2, but {SCRIPT_FILE} runs only with "
+                      f"--allow-custom-models, on a py-spinnaker2 that implements them", NonStockModelWarning,
+                      stacklevel=2)
     network_json = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     script = _script(meta, arrays)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +180,7 @@ def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = 
 
 
 def _read_bundle(folder) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(network.json, arrays)`` of a bundle folder, both checked (see the module docstring)."""
+    """``(network.json, arrays)`` of a bundle folder, both checked (see :mod:`s2jax.export.pyspinnaker2`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise fileio.FileFormatError(f"{folder}: not a folder; a py-spinnaker2 bundle folder (with {NETWORK_FILE} "
@@ -251,6 +190,7 @@ def _read_bundle(folder) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = fileio.load_npz(folder / ARRAYS_FILE, what=f"{ARRAYS_FILE} of a py-spinnaker2 bundle", keys=expected,
                              check_header=_header_check(folder / ARRAYS_FILE, meta))
     _check_arrays(folder, meta, arrays)
+    _check_params(folder / NETWORK_FILE, meta)
     return meta, arrays
 
 
@@ -259,7 +199,7 @@ def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
 
     Scalar parameters come back as Python numbers, per-neuron ones as float64 / int64 arrays;
     projections are validated against ``spec`` (the bundle does not record a non-default spec).
-    Every file is checked first (module docstring); a malformed bundle or a network ``qnet``
+    Every file is checked first (:mod:`s2jax.export.pyspinnaker2`); a malformed bundle or a network ``qnet``
     refuses raises :class:`~s2jax.fileio.FileFormatError` naming the file.
     """
     meta, arrays = _read_bundle(folder)
@@ -289,7 +229,7 @@ def _spike_dict(neurons: np.ndarray, times: np.ndarray) -> dict[int, np.ndarray]
 def _network_from_bundle(meta, arrays, spec):
     pops = []
     for i, p in enumerate(meta["populations"]):
-        if p["neuron_model"] in INPUT_MODELS:
+        if kinds.get(p["neuron_model"]).is_input:
             params = _spike_dict(arrays[f"pop{i}.spike_neurons"], arrays[f"pop{i}.spike_times"])
         else:
             params = dict(p["params"])
@@ -315,7 +255,7 @@ def _read_results(folder, net: qnet.Network):
     """``(timesteps, {name: {"spikes", "voltages"}})`` of the chip run saved in results.npz.
 
     Checks dtypes and shapes of every array used, and that the rebuilt recordings (``timesteps x
-    size`` per population) fit ``_pyspinnaker2_format.MAX_RESULT_BYTES`` (2 GiB), before allocating them."""
+    size`` per population) fit :data:`~s2jax.export.pyspinnaker2.MAX_RESULT_BYTES` (2 GiB), before allocating them."""
     folder = Path(folder)
     meta, _ = _read_bundle(folder)
     path = folder / RESULTS_FILE

@@ -10,20 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import nir
-from s2jax import qnet
-from s2jax.export.nir_common import RESETS, _check_dense, _kind, _pair
-from s2jax.export.nir_read import _conv_padding, _neuron_shape, _order, _source_shape, _Synapse
+from s2jax import kinds, qnet
+from s2jax.export.nir._codecs import reader_of
+from s2jax.export.nir._common import RESETS, _check_dense, _kind, _pair
+from s2jax.export.nir._read import _conv_padding, _neuron_shape, _order, _source_shape, _Synapse
 from s2jax.fixedpoint import round_host
+from s2jax.kinds.codecs import NIRImport
 from s2jax.spec import ChipSpec, Rounding
-
-
-def _decay_gain(tau, dt: float, integrator: str):
-    """One tick of ``tau dv/dt = -v + ...``: ``(decay, gain)``, forward or exponential Euler."""
-    tau = np.asarray(tau, np.float64)
-    if integrator == "forward":
-        return 1 - dt / tau, dt / tau
-    e = np.exp(-dt / tau)
-    return e, 1 - e
 
 
 @dataclass(frozen=True)
@@ -38,50 +31,18 @@ class _Settings:
     spec: ChipSpec
 
 
-def _positive(name, node, field, shape):
-    v = np.broadcast_to(np.asarray(getattr(node, field), np.float64), shape).reshape(-1)
-    bad = ~((v > 0) & np.isfinite(v))
-    if np.any(bad):
-        raise ValueError(f"{_kind(node)} node {name!r}: {field} must be positive and finite, got {v[bad][0]}")
-    return v
-
-
-def _nonzero(name, node, field, shape):
-    v = np.broadcast_to(np.asarray(getattr(node, field), np.float64), shape).reshape(-1)
-    bad = (v == 0) | ~np.isfinite(v)
-    if np.any(bad):
-        raise ValueError(f"{_kind(node)} node {name!r}: {field} must be finite and non-zero, got {v[bad][0]}")
-    return v
+def _reader(name: str, node) -> tuple:
+    """(the codec converting a foreign neuron node, the node's ``where`` for messages)."""
+    where = f"{_kind(node)} node {name!r}"
+    return reader_of(node, where), where
 
 
 def _neuron_params(name: str, node, bias, w_scale: float, cfg: _Settings) -> tuple[dict, np.ndarray]:
-    """py-spinnaker2's parameters of one neuron node, one value per neuron (chip units for the
-    population's ``w_scale``; float units for 1), and the voltage scale ``v_scale``."""
-    shape = _neuron_shape(name, node)
-
-    def flat(x):
-        return np.broadcast_to(np.asarray(x, np.float64), shape).reshape(-1)
-
-    reset = {"reset": RESETS[cfg.reset]}
-    if isinstance(node, nir.IF):
-        v_scale = 1.0 / _nonzero(name, node, "r", shape) * w_scale
-        return {"threshold": flat(node.v_threshold) * v_scale, "alpha_decay": 1.0, "i_offset": bias * w_scale,
-                **reset}, v_scale
-    if isinstance(node, nir.CubaLIF):
-        alpha, g_mem = _decay_gain(_positive(name, node, "tau_mem", shape), cfg.dt, cfg.integrator)
-        syn_decay, g_syn = _decay_gain(_positive(name, node, "tau_syn", shape), cfg.dt, cfg.integrator)
-        r, w_in = _nonzero(name, node, "r", shape), _nonzero(name, node, "w_in", shape)
-        v_scale, i_scale = 1.0 / (g_mem * r), 1.0 / (g_syn * w_in)
-        scale = v_scale * i_scale * w_scale
-        return {"threshold": flat(node.v_threshold) * scale, "alpha_decay": alpha, "exc_decay": syn_decay,
-                "inh_decay": syn_decay, "i_offset": g_mem * flat(node.v_leak) * scale + bias * w_in * i_scale * w_scale,
-                "t_refrac": 0, "v_reset": 0.0, **reset}, scale
-    alpha, gain = _decay_gain(_positive(name, node, "tau", shape), cfg.dt, cfg.integrator)
-    scale = 1.0 / (gain * _nonzero(name, node, "r", shape)) * w_scale
-    i_offset = gain * flat(node.v_leak) * scale + bias * w_scale
-    threshold = (np.full(math.prod(shape), cfg.spec.readout_threshold) if isinstance(node, nir.LI)
-                 else flat(node.v_threshold) * scale)
-    return {"threshold": threshold, "alpha_decay": alpha, "i_offset": i_offset, **reset}, scale
+    """py-spinnaker2's parameters of one neuron node by its kind's NIR codec, one value per neuron
+    (chip units for the population's ``w_scale``; float units for 1), and the voltage scale ``v_scale``."""
+    codec, where = _reader(name, node)
+    settings = NIRImport(cfg.dt, cfg.integrator, RESETS[cfg.reset], cfg.spec.readout_threshold)
+    return codec.from_node(node, where, _neuron_shape(name, node), bias, w_scale, settings)
 
 
 def _bias(graph, syns_in, size: int) -> np.ndarray:
@@ -205,14 +166,19 @@ def _conv_params(graph, s: _Synapse) -> dict:
 
 
 def _chip_model(graph, name, syns_in) -> str:
+    """The kind of a foreign neuron node, as its codec chooses (``conv``: a Conv2d feeds it)."""
     node = graph.nodes[name]
     conv = any(isinstance(graph.nodes[s.weight], nir.Conv2d) for s in syns_in)
-    if isinstance(node, nir.CubaLIF):
-        if conv:
-            raise ValueError(f"CubaLIF node {name!r} is fed by a Conv2d; lif_conv2d has no current-based "
-                             f"variant (py-spinnaker2 rejects it too)")
-        return "lif_curr_exp_no_delay"
-    return "lif_conv2d" if conv else "lif_no_delay"
+    codec, where = _reader(name, node)
+    return codec.model_of(type(node).__name__, conv, where)
+
+
+def _input_model() -> str:
+    """The kind of a foreign ``Input`` node: the first registered input kind (``spike_list``)."""
+    names = kinds.input_names()
+    if not names:
+        raise ValueError("no input kind is registered; a NIR Input node has no population kind to become")
+    return names[0]
 
 
 def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
@@ -221,10 +187,11 @@ def _convert_qnet(graph, syns, outputs, cfg: _Settings) -> qnet.Network:
     for s in syns:
         into.setdefault(s.target, []).append(s)
     pops, scales, net = {}, {}, qnet.Network()
+    input_model = _input_model()
     for name in order:
         node = graph.nodes[name]
         if isinstance(node, nir.Input):
-            pops[name] = qnet.Population(math.prod(_source_shape(name, node)), "spike_list", name=name, record=[])
+            pops[name] = qnet.Population(math.prod(_source_shape(name, node)), input_model, name=name, record=[])
             continue
         syns_in = into.get(name, [])
         model = _chip_model(graph, name, syns_in)

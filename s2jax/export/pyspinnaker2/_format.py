@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2jax import fileio, qnet
-from s2jax.spec import INPUT_MODELS
+from s2jax import fileio, kinds, qnet
 
 BUNDLE_FORMAT = "s2jax-pyspinnaker2-bundle"
 BUNDLE_VERSION = 2  # 2: synapse counts per projection and in total, checked on load
@@ -32,6 +31,10 @@ _PROJ_KEYS = {"pre", "post", "kind", "synapses"}
 _CONV_KEYS = _PROJ_KEYS | {"kernel_shape", "conv_params"}
 #: Most bytes the recordings rebuilt from results.npz may take (spikes and voltages of one population).
 MAX_RESULT_BYTES = fileio.MAX_FILE_BYTES
+#: The ``neuron_model`` names py-spinnaker2 itself implements (a fact about py-spinnaker2, not about
+#: s2jax's kinds): a bundle of any other registered kind is written and read back, but its script
+#: refuses to run unless told that the py-spinnaker2 it runs with implements the model.
+PYSPINNAKER2_MODELS = ("spike_list", "lif", "lif_no_delay", "lif_conv2d", "lif_curr_exp", "lif_curr_exp_no_delay")
 
 
 def _show(value) -> str:
@@ -113,18 +116,21 @@ def _check_meta(path: Path, meta: dict) -> set[str]:
         m.get(p, "record", where, _is_str_list, "a list of strings")
         m.get(p, "max_atoms_per_core", where, lambda v: v is None or _is_int(v, 1, qnet.MAX_POPULATION_SIZE),
               f"null or an integer in [1, {qnet.MAX_POPULATION_SIZE:,}]")
-        if model in INPUT_MODELS:
+        if model not in kinds.names():
+            raise m.error(f"{where}: unknown neuron model {model!r}; known models: {list(kinds.names())} "
+                          f"(the registered kinds, s2jax.kinds)")
+        if kinds.get(model).is_input:
             m.keys(p, _POP_KEYS, where)
             expected |= {f"pop{i}.spike_neurons", f"pop{i}.spike_times"}
         else:
             m.keys(p, _NEURON_KEYS, where)
             params = m.get(p, "params", where, _is_str_dict, "an object of string values")
-            kinds = m.get(p, "array_params", where, lambda v: _is_str_dict(v, ("scalar", "per_neuron")),
-                          'an object of "scalar" / "per_neuron"')
-            both = sorted(set(params) & set(kinds))
+            shapes = m.get(p, "array_params", where, lambda v: _is_str_dict(v, ("scalar", "per_neuron")),
+                           'an object of "scalar" / "per_neuron"')
+            both = sorted(set(params) & set(shapes))
             if both:
                 raise m.error(f"{where}: parameter(s) {both} are in both params and array_params")
-            expected |= {f"pop{i}.{key}" for key in kinds}
+            expected |= {f"pop{i}.{key}" for key in shapes}
     total = 0
     for j, c in enumerate(projs):
         where = f"projections[{j}]"
@@ -166,7 +172,7 @@ def _header_check(path: Path, meta: dict):
     limits: dict[str, tuple[int, str]] = {}
     for i, p in enumerate(meta["populations"]):
         where = f"population {p['name']!r}"
-        if p["neuron_model"] in INPUT_MODELS:
+        if kinds.get(p["neuron_model"]).is_input:
             limits[f"pop{i}.spike_neurons"] = (p["size"], f"the {p['size']:,} neurons of {where}")
             spikes = f"{qnet.MAX_SPIKES:,} spike rows (neuron, tick) of {where} (qnet.MAX_SPIKES)"
             limits[f"pop{i}.spike_times"] = (2 * qnet.MAX_SPIKES, spikes)
@@ -211,7 +217,7 @@ def _check_arrays(folder: Path, meta: dict, arrays: dict[str, np.ndarray]):
     path = folder / ARRAYS_FILE
     for i, p in enumerate(meta["populations"]):
         where = f"population {p['name']!r}"
-        if p["neuron_model"] in INPUT_MODELS:
+        if kinds.get(p["neuron_model"]).is_input:
             neurons = _array(path, arrays, f"pop{i}.spike_neurons", "iu", "integer neuron indices")
             times = _array(path, arrays, f"pop{i}.spike_times", "iu", "integer (neuron, tick) rows")
             if neurons.ndim != 1 or len(np.unique(neurons)) != neurons.size:
@@ -244,6 +250,33 @@ def _check_arrays(folder: Path, meta: dict, arrays: dict[str, np.ndarray]):
                 raise fileio.FileFormatError(f"{path}: proj{j}.connections of {where} has shape {arr.shape}, "
                                              f"{NETWORK_FILE} says {c['synapses']:,} synapses: ({c['synapses']}, 4)")
 
+
+def _check_params(path: Path, meta: dict):
+    """Each neuron population lists exactly the parameters its kind declares (``kind.defaults``):
+    reset modes (class "reset") as strings in ``params``, every other class as numbers in
+    ``array_params``. A missing parameter is an error, not a default: the script hands py-spinnaker2
+    only what the bundle lists, and py-spinnaker2's defaults need not be s2jax's."""
+    m = _Meta(path)
+    for i, p in enumerate(meta["populations"]):
+        kind = kinds.get(p["neuron_model"])
+        if kind.is_input:
+            continue
+        where = f"populations[{i}] ({p['name']!r}, model {kind.name!r})"
+        declared = set(kind.defaults)
+        unknown = sorted((set(p["params"]) | set(p["array_params"])) - declared)
+        missing = [k for k in kind.defaults if k not in p["params"] and k not in p["array_params"]]
+        if unknown or missing:
+            problems = [f"{what} parameter(s) {keys}" for what, keys in (("unknown", unknown), ("missing", missing))
+                        if keys]
+            raise m.error(f"{where}: {', '.join(problems)}; the kind declares {list(kind.defaults)}")
+        for key in p["params"]:
+            if kind.param_classes[key] != "reset":
+                raise m.error(f"{where}: parameter {key!r} (class {kind.param_classes[key]!r}) is a number and "
+                              f"belongs in array_params, got the string {_show(p['params'][key])}")
+        for key in p["array_params"]:
+            if kind.param_classes[key] == "reset":
+                raise m.error(f"{where}: parameter {key!r} is a reset mode and belongs in params as a string, "
+                              f"not in array_params")
 
 
 def _check_result_size(path: Path, name: str, what: str, ticks: int, size: int, itemsize: int):

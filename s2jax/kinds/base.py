@@ -1,0 +1,157 @@
+"""What a neuron kind declares, and the registry the rest of the package reads kinds from.
+
+A :class:`NeuronKind` is one py-spinnaker2 neuron model (``lif``, ``spike_list``, ...): its
+parameters and their defaults, how each parameter is stored on the chip, how many synaptic input
+channels it has, and the chip-model :class:`Block` its neurons are stepped in. Kinds that share a
+block (``lif``, ``lif_no_delay`` and ``lif_conv2d`` differ only in their synapses) share one state
+vector and one vectorized step, so the chip model's cost per tick does not grow with the number of
+populations.
+
+The per-kind chip numbers (weight range, neurons per PE, SRAM bytes per neuron, synaptic delays)
+are declared here as defaults; a :class:`~s2jax.spec.ChipSpec` that lists a kind overrides them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+__all__ = ["Block", "NeuronKind", "PARAM_CLASSES", "register", "get", "names", "neuron_names", "input_names",
+           "block", "blocks", "unregister"]
+
+#: How a parameter is stored on the chip, which fixes its conversion in the chip model:
+#: "value": a float32 (float32 profile) or an s16.15 integer (fixed profile), like the membrane;
+#: "decay": a factor in [0, 1] (float32, or unsigned 0.16); "ticks": a non-negative integer count of
+#: ticks; "reset": the reset mode name, stored as a flag (True: reset by subtraction).
+PARAM_CLASSES = ("value", "decay", "ticks", "reset")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Neurons stepped together by the chip model (one state vector, one vectorized step).
+
+    ``params``: the parameter names the block's step reads, in the order of ``make_params``;
+    ``make_params(values)``: ``{name: (n,) array}`` (converted for the profile) -> the params pytree;
+    ``init_state(v0, dtype)``: the initial state pytree from the initial membranes;
+    ``step(params, state, a, b, numerics, layout) -> (state, spikes)``: one tick, ``a`` and ``b``
+    the int32 synaptic sums of the two channels (``b`` is zero for one-channel kinds);
+    ``voltage(state)``: the membrane the trace records."""
+
+    name: str
+    params: tuple[str, ...]
+    make_params: Callable[[dict], Any]
+    init_state: Callable[[Any, Any], Any]
+    step: Callable
+    voltage: Callable[[Any], Any] = lambda state: state.v
+
+
+@dataclass(frozen=True)
+class NeuronKind:
+    """One neuron model of the hand-off format (:class:`s2jax.qnet.Population`'s ``neuron_model``).
+
+    ``defaults``: every parameter with its default (neuron kinds); ``param_classes``: the
+    :data:`PARAM_CLASSES` entry of each parameter; ``channels``: synaptic input channels (1: one
+    signed sum; 2: excitatory and inhibitory sums of the positive weights and of the magnitudes of the negative ones);
+    ``is_input``: a spike source with no state (``spike_list``); ``block``: the chip-model block;
+    ``weight_range``, ``atoms_per_core``, ``state_bytes``, ``delays``: chip defaults (ChipSpec
+    overrides the kinds it lists); ``codecs``: per file format, the kind's codec (``codecs["nir"]``:
+    how its populations become NIR nodes and back); a format refuses a kind without its codec, naming
+    it; ``doc``: one line for listings."""
+
+    name: str
+    doc: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    param_classes: Mapping[str, str] = field(default_factory=dict)
+    channels: int = 1
+    is_input: bool = False
+    block: Block | None = None
+    weight_range: tuple[int, int] | None = None
+    atoms_per_core: int = 250
+    state_bytes: int = 24
+    delays: bool = False
+    codecs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "param_classes", MappingProxyType(dict(self.param_classes)))
+        object.__setattr__(self, "codecs", MappingProxyType(dict(self.codecs)))
+        if self.is_input:
+            if self.block is not None or self.defaults:
+                raise ValueError(f"kind {self.name!r}: an input kind has no block and no parameters")
+            return
+        if self.block is None:
+            raise ValueError(f"kind {self.name!r}: a neuron kind needs a chip-model block")
+        if set(self.defaults) != set(self.param_classes):
+            raise ValueError(f"kind {self.name!r}: defaults {sorted(self.defaults)} and param_classes "
+                             f"{sorted(self.param_classes)} must name the same parameters")
+        bad = {k: c for k, c in self.param_classes.items() if c not in PARAM_CLASSES}
+        if bad:
+            raise ValueError(f"kind {self.name!r}: unknown parameter classes {bad}; known: {list(PARAM_CLASSES)}")
+        if "v_init" not in self.defaults:
+            raise ValueError(f"kind {self.name!r}: a neuron kind needs a 'v_init' parameter (the initial membrane)")
+        missing = sorted(set(self.block.params) - set(self.defaults) - {"v_init"})
+        if missing:
+            raise ValueError(f"kind {self.name!r}: block {self.block.name!r} reads parameters {missing} the kind "
+                             f"does not declare")
+        if self.channels not in (1, 2):
+            raise ValueError(f"kind {self.name!r}: channels must be 1 or 2, got {self.channels}")
+
+    def params_of(self, cls: str) -> tuple[str, ...]:
+        """The parameters of one class, e.g. ``params_of("decay")``."""
+        return tuple(k for k, c in self.param_classes.items() if c == cls)
+
+
+_KINDS: dict[str, NeuronKind] = {}
+_BLOCKS: dict[str, Block] = {}
+
+
+def register(kind: NeuronKind, *, replace: bool = False) -> NeuronKind:
+    """Add ``kind`` to the registry (every module of the package reads kinds from here). Kinds that
+    name the same block must pass the same :class:`Block` object. Returns the kind."""
+    if kind.name in _KINDS and not replace:
+        raise ValueError(f"a neuron kind named {kind.name!r} is already registered")
+    if kind.block is not None:
+        known = _BLOCKS.get(kind.block.name)
+        if known is not None and known is not kind.block:
+            raise ValueError(f"kind {kind.name!r}: another block is already registered as {kind.block.name!r}")
+        _BLOCKS.setdefault(kind.block.name, kind.block)
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (and its block when no other kind uses it); for tests and experiments."""
+    kind = _KINDS.pop(name)
+    if kind.block is not None and not any(k.block is kind.block for k in _KINDS.values()):
+        del _BLOCKS[kind.block.name]
+
+
+def get(name: str) -> NeuronKind:
+    """The kind named ``name``; ``ValueError`` listing the known kinds otherwise."""
+    try:
+        return _KINDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown neuron model {name!r}; known models: {list(_KINDS)}") from None
+
+
+def names() -> tuple[str, ...]:
+    """Every registered kind, inputs first, in registration order."""
+    return input_names() + neuron_names()
+
+
+def neuron_names() -> tuple[str, ...]:
+    return tuple(k for k, v in _KINDS.items() if not v.is_input)
+
+
+def input_names() -> tuple[str, ...]:
+    return tuple(k for k, v in _KINDS.items() if v.is_input)
+
+
+def block(name: str) -> Block:
+    return _BLOCKS[name]
+
+
+def blocks() -> tuple[str, ...]:
+    """Block names in registration order: the order of the chip model's neuron space."""
+    return tuple(_BLOCKS)
