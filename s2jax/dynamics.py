@@ -146,8 +146,28 @@ class ChipFixed:
         return jnp.where(z > 0, v_reset, v)
 
 
-def numerics_for(profile: str, spec, surrogate=None) -> ChipFloat32 | ChipFixed:
-    """The chip numerics of a profile name ("float32" or "fixed") under a ChipSpec."""
+#: The profile names every layer, chip model and entry point takes: "float" (float training, not
+#: chip-faithful), "float32" (the chip's float32 code) and "fixed" (the chip's integer arithmetic:
+#: s16.15 neurons, Q3.12 EGRU).
+PROFILES = ("float", "float32", "fixed")
+#: Earlier names, still accepted: "int" was the EGRU functions' name for "fixed".
+PROFILE_ALIASES = {"int": "fixed"}
+
+
+def profile_name(profile, allowed=PROFILES) -> str:
+    """The canonical name of ``profile`` (an alias of :data:`PROFILE_ALIASES` becomes its name), or a
+    ``ValueError`` listing the ``allowed`` names."""
+    name = PROFILE_ALIASES.get(profile, profile) if isinstance(profile, str) else profile
+    if name not in allowed:
+        raise ValueError(f"profile must be one of {list(allowed)}, got {profile!r}")
+    return name
+
+
+def numerics_for(profile: str, spec, surrogate=None) -> FloatNumerics | ChipFloat32 | ChipFixed:
+    """The numerics of a profile name (:data:`PROFILES`) under a ChipSpec."""
+    profile = profile_name(profile)
+    if profile == "float":
+        return FloatNumerics(surrogate=surrogate or FastSigmoid())
     if profile == "float32":
         return ChipFloat32(strict_threshold=spec.threshold_strict, surrogate=surrogate or FastSigmoid())
     if profile == "fixed":
@@ -158,7 +178,6 @@ def numerics_for(profile: str, spec, surrogate=None) -> ChipFloat32 | ChipFixed:
             strict_threshold=spec.threshold_strict,
             param_rounding=spec.fixed_param_rounding,
         )
-    raise ValueError(f"profile must be 'float32' or 'fixed', got {profile!r}")
 
 
 class LIFParams(NamedTuple):

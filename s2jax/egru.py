@@ -122,7 +122,7 @@ class EGRULayer(NamedTuple):
 
     @property
     def profile(self) -> str:
-        return "float32" if self.e_in is None else "int"
+        return "float32" if self.e_in is None else "fixed"
 
     def params(self) -> EGRUParams:
         return EGRUParams(*(None if a is None else jnp.asarray(a) for a in self))
@@ -321,7 +321,7 @@ class EGRUInt:
     sigmoid_entries: int = 4096
     tanh_entries: int = 4096
     lut_range: tuple[float, float] = (-8.0, 8.0)
-    name = "int"
+    name = "fixed"
     state_dtype = jnp.int16
 
     def linear(self, x, w, e):
@@ -368,15 +368,18 @@ class EGRUInt:
 
 
 def egru_numerics(profile: str, spec: ChipSpec = SPINNAKER2, gamma: float = 0.7, slope: float = 1.0):
-    """The numerics of ``profile``: "float" (training), "float32" or "int" (the chip's), under ``spec``."""
+    """The numerics of ``profile``: "float" (training), "float32" or "fixed" (the chip's; "int" is
+    its earlier name, still accepted), under ``spec``."""
+    from s2jax.dynamics import profile_name
+
+    profile = profile_name(profile)
     if profile == "float":
         return EGRUFloat(gamma, slope)
     if profile == "float32":
         return EGRUChipFloat32(gamma, slope)
-    if profile == "int":
+    if profile == "fixed":
         return EGRUInt(spec.egru_frac_bits, spec.egru_requant_rounding, spec.egru_product_rounding,
                        spec.egru_sigmoid_lut_entries, spec.egru_tanh_lut_entries, tuple(spec.egru_lut_input_range))
-    raise ValueError(f"profile must be 'float', 'float32' or 'int', got {profile!r}")
 
 
 # --- the step ------------------------------------------------------------------------------------------

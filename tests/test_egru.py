@@ -370,7 +370,7 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="beyond int8"):
         quantize_egru(big)
     with pytest.raises(ValueError, match="profile"):
-        qat_egru(big, "fixed")
+        qat_egru(big, "double")  # "fixed" (and its old name "int") and "float32" are the profiles
     with pytest.raises(ValueError, match="integer numerics but no quantizer"):
         c = EGRU(2, 2, rngs=nnx.Rngs(0))
         c.numerics = EGRUInt()

@@ -15,7 +15,7 @@ Example::
     >>> from s2jax.quant.egru import quantize_egru, quantize_inputs
     >>> layers = quantize_egru(EGRUStack(3, [4], rngs=nnx.Rngs(0)))
     >>> x = quantize_inputs(np.ones((2, 5, 3), np.float32))           # int16 Q3.12
-    >>> trace = jax.jit(run_egru, static_argnames="profile")(layers, x, profile="int")
+    >>> trace = jax.jit(run_egru, static_argnames="profile")(layers, x, profile="fixed")
     >>> trace.outputs[0].shape, trace.outputs[0].dtype.name, trace.events[0].dtype.name
     ((2, 5, 4), 'int16', 'bool')
 """
@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from s2jax.dynamics import profile_name
 from s2jax.egru import EGRULayer, EGRUState, egru_numerics, egru_step
 from s2jax.spec import SPINNAKER2, ChipSpec
 
@@ -44,11 +45,9 @@ class EGRUTrace(NamedTuple):
 
 
 def _check(layers, inputs, profile):
-    if profile not in ("int", "float32"):
-        raise ValueError(f"profile must be 'int' or 'float32', got {profile!r}")
     if not layers:
         raise ValueError("run_egru needs at least one layer")
-    want = jnp.int8 if profile == "int" else jnp.float32
+    want = jnp.int8 if profile == "fixed" else jnp.float32
     features = inputs.shape[-1]
     for k, layer in enumerate(layers):
         if layer.w_in.dtype != want or layer.w_rec.dtype != want:
@@ -59,15 +58,16 @@ def _check(layers, inputs, profile):
         features = layer.theta.shape[-1]
     if inputs.ndim != 3:
         raise ValueError(f"run_egru inputs must be (batch, time, features), got shape {inputs.shape}")
-    if profile == "int" and inputs.dtype != jnp.int16:
-        raise TypeError(f"int profile inputs must be int16 Q3.12 (quant.egru.quantize_inputs), got {inputs.dtype}")
+    if profile == "fixed" and inputs.dtype != jnp.int16:
+        raise TypeError(f"fixed profile inputs must be int16 Q3.12 (quant.egru.quantize_inputs), got {inputs.dtype}")
     if profile == "float32" and inputs.dtype != jnp.float32:
         raise TypeError(f"float32 profile inputs must be float32, got {inputs.dtype}")
 
 
-def run_egru(layers: Sequence[EGRULayer], inputs, profile: str = "int", spec: ChipSpec = SPINNAKER2) -> EGRUTrace:
-    """Run a stack of EGRU layers on ``inputs`` ``(B, T, I)`` (int16 Q3.12 for "int", float32 for
-    "float32"). Jit with ``static_argnames=("profile", "spec")``."""
+def run_egru(layers: Sequence[EGRULayer], inputs, profile: str = "fixed", spec: ChipSpec = SPINNAKER2) -> EGRUTrace:
+    """Run a stack of EGRU layers on ``inputs`` ``(B, T, I)`` (int16 Q3.12 for "fixed", float32 for
+    "float32"; "int" is the earlier name of "fixed"). Jit with ``static_argnames=("profile", "spec")``."""
+    profile = profile_name(profile, ("float32", "fixed"))
     layers = [EGRULayer(*layer) for layer in layers]
     inputs = jnp.asarray(inputs)
     _check(layers, inputs, profile)

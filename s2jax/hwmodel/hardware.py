@@ -11,7 +11,7 @@ import numpy as np
 from s2jax import dynamics, kinds
 from s2jax.hwmodel.cost import _conv_macs
 from s2jax.hwmodel.mapping import map_to_cores
-from s2jax.hwmodel.program import compile_network
+from s2jax.hwmodel.program import CHIP_PROFILES, compile_network
 from s2jax.hwmodel.simulator import MAX_RUN_BYTES, Trace, _positive_int, check_run_size, run, spike_list_inputs, to_volts
 from s2jax.qnet import RECORDABLE, Conv2DProjection, Network, Population
 from s2jax.spec import SPINNAKER2, ChipSpec
@@ -73,7 +73,7 @@ class Simulator:
                 raise ValueError(f"{name}(): {key} must be an address string (ignored by the model), got {value!r}")
         if not isinstance(spec, ChipSpec):
             raise ValueError(f"{name}(): spec must be a ChipSpec, got {type(spec).__name__}")
-        dynamics.numerics_for(profile, spec)  # validates the profile name
+        dynamics.profile_name(profile, CHIP_PROFILES)  # validates the profile name
         self.profile = profile
         self.spec = spec
         self.hardware_options = hardware_options  # accepted and ignored by the model

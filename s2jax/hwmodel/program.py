@@ -166,6 +166,9 @@ def _order(net: Network) -> list[Population]:
     return inputs + [p for pops in _block_pops(net).values() for p in pops]
 
 
+#: The profiles the chip model runs (``"float"`` is float training's, not the chip's).
+CHIP_PROFILES = ("float32", "fixed")
+
 MAX_PROGRAM_BYTES = 4 * 2**30
 """Default limit of :func:`compile_network`'s host memory estimate (:func:`program_bytes`): 4 GiB."""
 
@@ -338,7 +341,7 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
     (:mod:`s2jax.hwmodel.params`), build the dense and conv synapse arrays, the gather tables,
     then the static :class:`Layout`.
     """
-    numerics = dynamics.numerics_for(profile, spec)
+    numerics = dynamics.numerics_for(dynamics.profile_name(profile, CHIP_PROFILES), spec)
     _check(net, record, max_bytes)
     sp = _space(net)
     built = [block_params(kinds.block(b), pops, profile, spec) for b, pops in sp.by_block.items()]

@@ -11,7 +11,7 @@ Parameters: ``w_in`` ``(I, 3H)``, ``w_rec`` ``(H, 3H)`` (columns ``[z | r | g]``
 to [0, 1]). After :func:`prune` the kernels are multiplied by fixed 0/1 masks everywhere (float,
 QAT, quantization), so pruned weights stay zero and get no gradient.
 
-Integer QAT (``profile="int"``): the cell runs the exact integer step and, beside it, a float
+Integer QAT (``profile="fixed"``): the cell runs the exact integer step and, beside it, a float
 shadow of the same step on the dequantized parameters, resynchronized to the integer state every
 tick; outputs carry the integer values (as float32, ``q / 2^12``) and the shadow's gradient
 (straight-through). The carry is then ``(integer EGRUState, float EGRUState)``.

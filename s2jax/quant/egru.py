@@ -19,7 +19,7 @@ Example::
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from s2jax.layers.egru import EGRUStack
-    >>> model = qat_egru(EGRUStack(3, [4, 4], rngs=nnx.Rngs(0)), "int")
+    >>> model = qat_egru(EGRUStack(3, [4, 4], rngs=nnx.Rngs(0)), "fixed")
     >>> layers = quantize_egru(model)
     >>> [layer.w_in.dtype.name for layer in layers], layers[0].theta.tolist()
     (['int8', 'int8'], [819, 819, 819, 819])
@@ -34,6 +34,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
+from s2jax.dynamics import profile_name
 from s2jax.egru import EGRUChipFloat32, EGRUInt, EGRULayer, EGRUParams, egru_numerics, straight_through
 from s2jax.fixedpoint import round_float
 from s2jax.layers.egru import egru_cells
@@ -98,31 +99,31 @@ def quantize_inputs(x, spec: ChipSpec = SPINNAKER2):
     return EGRUQuantizer(spec).fixed(x)[0]
 
 
-def qat_egru(model, profile: str = "int", spec: ChipSpec = SPINNAKER2):
-    """A copy of ``model`` whose EGRU cells compute in the chip's ``profile`` ("int" or "float32").
+def qat_egru(model, profile: str = "fixed", spec: ChipSpec = SPINNAKER2):
+    """A copy of ``model`` whose EGRU cells compute in the chip's ``profile`` ("fixed" or "float32";
+    "int" is the earlier name of "fixed").
 
-    "int": integer forward pass with a float shadow for the gradient (``s2jax.layers.egru``);
+    "fixed": integer forward pass with a float shadow for the gradient (``s2jax.layers.egru``);
     "float32": the chip's float32 arithmetic and accumulation order, differentiated directly
     (slow: the accumulation is a loop over input units). Parameters are unchanged.
     """
-    if profile not in ("int", "float32"):
-        raise ValueError(f"profile must be 'int' or 'float32', got {profile!r}")
+    profile = profile_name(profile, ("float32", "fixed"))
     q = nnx.clone(model)
     cells = egru_cells(q)
     if not cells:
         raise ValueError("qat_egru found no EGRU cell in the model")
     for cell in cells:
         cell.numerics = egru_numerics(profile, spec, cell.gamma, cell.slope)
-        cell.quantizer = EGRUQuantizer(spec) if profile == "int" else None
+        cell.quantizer = EGRUQuantizer(spec) if profile == "fixed" else None
     return q
 
 
 def _profile_of(cell, profile):
     if isinstance(cell.numerics, EGRUInt):
-        return "int"
+        return "fixed"
     if isinstance(cell.numerics, EGRUChipFloat32):
         return "float32"
-    return profile or "int"
+    return profile_name(profile or "fixed", ("float32", "fixed"))
 
 
 def _check_int_layer(k, p: EGRUParams, w_float: tuple, input_bound: int, spec: ChipSpec):
@@ -150,7 +151,7 @@ def quantize_egru(model, profile: str | None = None, *, spec: ChipSpec | None = 
                   input_bound: int = 32767) -> list[EGRULayer]:
     """The chip's data of every EGRU cell of ``model`` (order of ``egru_cells``), as NumPy arrays.
 
-    The profile is the cells' QAT profile, else ``profile`` (default "int"). Integer layers are
+    The profile is the cells' QAT profile, else ``profile`` (default "fixed"). Integer layers are
     checked: no weight may clip, and no int32 accumulation may overflow for first-layer inputs up
     to ``input_bound`` (Q3.12 units) and events up to ``2^12``; a violation raises ``ValueError``
     naming the layer and the column.

@@ -238,7 +238,7 @@ def chip_perplexity(model, ids, config: LMConfig, batches: int | None = None):
     total, logits_all = 0.0, []
     for x, y in zip(xs, ys):
         emb = model.embed(jnp.asarray(x))
-        trace = run(layers, quantize_inputs(emb), profile="int")
+        trace = run(layers, quantize_inputs(emb), profile="fixed")
         events = trace.outputs[-1].astype(jnp.float32) * scale
         logits = model.head(events)
         logits_all.append(np.asarray(logits))
@@ -306,7 +306,7 @@ def run(config: LMConfig, text: str, *, quiet: bool = False) -> dict:
     seconds["float_egru"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    q = qat_egru(egru, "int")
+    q = qat_egru(egru, "fixed")
     b, cb = bar("integer QAT EGRU", config.qat_steps)
     train(q, tr, config, steps=config.qat_steps, lr=config.qat_lr, activity=config.activity, progress=cb)
     b.close()
