@@ -290,8 +290,9 @@ class ChipSpec:
         if self.egru_layer_latency_ticks != 0:
             raise ValueError("egru_layer_latency_ticks != 0 is not implemented")
 
-    # Per-kind numbers: the tables above list the stock kinds; a kind they do not list (one added
-    # through s2jax.kinds) takes the defaults its NeuronKind declares.
+    # Per-kind numbers: the tables above hold the stock kinds (ALL_MODELS); a kind added through
+    # s2jax.kinds takes the numbers its NeuronKind declares unless a table lists it. Those declared
+    # numbers are not part of spec_json / the image's spec hash.
 
     def weight_range(self, model: str) -> tuple[int, int]:
         """Inclusive integer weight range of ``Projection`` synapses into a population of `model`
@@ -299,7 +300,7 @@ class ChipSpec:
         for name, rng in self.weight_ranges:
             if name == model:
                 return rng
-        rng = _kind(model).weight_range if _known(model) else None
+        rng = _kind(model).weight_range if model not in ALL_MODELS else None  # unknown names: kinds.get says so
         if rng is None:
             from s2jax import kinds
 
@@ -311,23 +312,18 @@ class ChipSpec:
     def atoms_per_core(self, model: str) -> int:
         """Default largest number of ``model`` neurons on one PE."""
         table = dict(self.max_atoms_per_core)
-        return table[model] if model in table else _kind(model).atoms_per_core
+        return table[model] if model in table or model in ALL_MODELS else _kind(model).atoms_per_core
 
     def state_bytes(self, model: str) -> int:
         """SRAM bytes one ``model`` neuron takes on its PE."""
         table = dict(self.neuron_state_bytes)
-        return table[model] if model in table else _kind(model).state_bytes
+        return table[model] if model in table or model in ALL_MODELS else _kind(model).state_bytes
 
     def has_delays(self, model: str) -> bool:
-        if model in self.delay_models or model in dict(self.max_atoms_per_core):
+        """Whether ``model``'s synapses take delays: ``delay_models`` decides for the stock kinds."""
+        if model in self.delay_models or model in ALL_MODELS:
             return model in self.delay_models
-        return _known(model) and _kind(model).delays
-
-
-def _known(model) -> bool:
-    from s2jax import kinds
-
-    return isinstance(model, str) and model in kinds.names()
+        return _kind(model).delays
 
 
 def _kind(model):

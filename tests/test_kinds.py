@@ -374,3 +374,90 @@ def test_a_kind_without_a_nir_codec_is_refused_by_name(toy):
     finally:
         kinds.unregister(bare.name)
     assert "lif" in kinds.names() and toy.NAME in kinds.blocks()
+
+
+# --- registry consistency and replacement --------------------------------------------------------------
+
+
+def _toy_variant(toy_kind, **changes):
+    import dataclasses
+
+    return dataclasses.replace(toy_kind.KIND, **changes)
+
+
+def test_kinds_of_one_block_must_agree(toy):
+    import dataclasses
+
+    two = _toy_variant(toy, name="if_toy_two", channels=2)
+    with pytest.raises(ValueError, match="shared with kind 'if_toy'.*must agree"):
+        kinds.register(two)
+    other = _toy_variant(toy, name="if_toy_other", param_classes={**toy.KIND.param_classes, "i_offset": "decay"})
+    with pytest.raises(ValueError, match="must agree"):
+        kinds.register(other)
+    with pytest.raises(ValueError, match="'v_init' parameter of class 'value'"):
+        dataclasses.replace(toy.KIND, name="x", param_classes={**toy.KIND.param_classes, "v_init": "decay"})
+    with pytest.raises(ValueError, match="needs a weight_range"):
+        dataclasses.replace(toy.KIND, name="x", weight_range=None)
+    assert "if_toy_two" not in kinds.names() and "if_toy_other" not in kinds.names()
+
+
+def test_a_compiled_program_keeps_its_steps_when_a_kind_is_replaced(toy):
+    import dataclasses
+
+    import jax
+
+    inp = snn.Population(1, "spike_list", {0: [0, 1, 2]}, name="in")
+    pop = snn.Population(1, toy.NAME, {"threshold": 1e9}, name="a", record=("v",))
+    net = snn.Network("replace").add(inp, pop, snn.Projection(inp, pop, [[0, 0, 5, 0]]))
+    old = hwmodel.compile_network(net)
+    x = {"in": np.array([[[1], [1], [1], [0], [0]]], bool)}
+    jitted = jax.jit(hwmodel.run)
+
+    def run(prog, *_, **__):
+        return jitted(prog, x)
+
+    before = np.asarray(run(old)[1].voltages["a"])
+    assert before.any()
+
+    def double_step(p, s, a, b, num, settings):  # integrates twice the input
+        return toy.if_step(p, s, num.add(a, a), b, num, settings)
+
+    block = dataclasses.replace(toy.BLOCK, step=double_step)
+    kinds.register(dataclasses.replace(toy.KIND, block=block), replace=True)
+    assert kinds.block(toy.NAME) is block and kinds.blocks().count(toy.NAME) == 1
+    np.testing.assert_array_equal(np.asarray(run(old)[1].voltages["a"]), before)
+    new = np.asarray(run(hwmodel.compile_network(net))[1].voltages["a"])
+    np.testing.assert_array_equal(new, 2 * before)
+    kinds.unregister(toy.NAME)
+    np.testing.assert_array_equal(np.asarray(run(old)[1].voltages["a"]), before)
+    kinds.register(toy.KIND)  # the fixture unregisters it
+
+
+def test_an_edited_unknown_model_is_a_reported_violation():
+    net, _ = kind_net(0, "lif")
+    net.population("a").neuron_model = "lif_typo"
+    violations = export.check(net)
+    assert [v.rule for v in violations] == ["neuron_model"]
+    assert "population 'a': unknown neuron model 'lif_typo'" in violations[0].message
+    from s2jax.qnet import parameter_error
+
+    assert parameter_error(net.population("a")).startswith("population 'a': unknown neuron model 'lif_typo'")
+
+
+def test_spec_numbers_for_stock_unknown_and_added_kinds(toy):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="unknown neuron model 'nope'"):
+        SPINNAKER2.weight_range("nope")
+    no_delays = dataclasses.replace(SPINNAKER2, delay_models=())
+    assert not no_delays.has_delays("lif") and SPINNAKER2.has_delays("lif")
+    assert SPINNAKER2.weight_range(toy.NAME) == (-127, 127) and SPINNAKER2.atoms_per_core(toy.NAME) == 256
+    assert SPINNAKER2.state_bytes(toy.NAME) == 20 and not SPINNAKER2.has_delays(toy.NAME)
+
+
+def test_the_two_family_program_names_still_work():
+    net, _ = kind_net(1, "lif")
+    prog = hwmodel.compile_network(net)
+    assert prog.lif_params is prog.params_of("lif") and prog.lif_v0 is prog.block_v0[0]
+    assert prog.cuba_params.alpha.shape == (0,) and prog.cuba_v0.shape == (0,)
+    assert prog.layout.n_lif == 10 and prog.layout.n_cuba == 0

@@ -101,6 +101,18 @@ def population_size(net: Network, spec: ChipSpec) -> list[Violation]:
     return out
 
 
+def neuron_model(net: Network, spec: ChipSpec) -> list[Violation]:
+    """Every population's ``neuron_model`` is a registered kind (a name edited after construction is
+    reported here; the other rules read the kind)."""
+    out = []
+    for pop in net.populations:
+        if not isinstance(pop.neuron_model, str) or pop.neuron_model not in kinds.names():
+            out.append(Violation("neuron_model", f"population {pop.name!r}", pop.neuron_model, list(kinds.names()),
+                                 f"population {pop.name!r}: unknown neuron model {pop.neuron_model!r}; known "
+                                 f"models: {list(kinds.names())}"))
+    return out
+
+
 def parameters(net: Network, spec: ChipSpec) -> list[Violation]:
     out = []
     for pop in net.populations:
@@ -317,8 +329,8 @@ def routing_entries(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Viol
 NETWORK_RULES = (population_size, parameters, decay_range, weight_range, delays, exact_input_sum, mac_accumulator,
                  conv_target, projection_endpoints, atoms_per_core)
 MAPPING_RULES = (sram_per_pe, routing_entries)
-RULES = NETWORK_RULES + MAPPING_RULES + (chips,)
-MAPPING_BLOCKERS = ("population_size", "projection_endpoints")
+RULES = NETWORK_RULES[:1] + (neuron_model,) + NETWORK_RULES[1:] + MAPPING_RULES + (chips,)
+MAPPING_BLOCKERS = ("population_size", "neuron_model", "projection_endpoints")
 """Rules whose violations leave the network unmappable: :func:`check` then skips the mapping (and
 so should a caller that maps the network itself, e.g. to print a summary)."""
 
@@ -330,9 +342,9 @@ def check(net, spec: ChipSpec = SPINNAKER2, *, chips_available: int = 1, mapping
     span (a 48-chip board: 48)."""
     if not isinstance(net, Network):
         return check_nir_graph(net)
-    out = population_size(net, spec)
+    out = population_size(net, spec) + neuron_model(net, spec)
     if out:
-        return out  # every other rule reads the sizes
+        return out  # every other rule reads the sizes and the kinds
     for rule in NETWORK_RULES[1:]:
         out += rule(net, spec)
     if any(v.rule in MAPPING_BLOCKERS for v in out):

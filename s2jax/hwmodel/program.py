@@ -75,6 +75,7 @@ class Layout:
     starts: tuple[int, ...]  # spike-space start of each population
     n_in: int
     blocks: tuple[tuple[str, int], ...]  # (block name, neurons) in neuron-space order, non-empty blocks only
+    block_defs: tuple  # the kinds.Block of each entry of blocks: a compiled program keeps the steps it was built with
     hist_depth: int
     dense: tuple[DenseGroup, ...]
     conv: tuple[ConvGroup, ...]
@@ -105,7 +106,7 @@ class Layout:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(n for n, m in zip(self.names, self.models) if kinds.get(m).is_input)
+        return tuple(n for n, s in zip(self.names, self.starts) if s < self.n_in)  # inputs come first
 
     def slice_of(self, name: str) -> tuple[int, int]:
         i = self.names.index(name)
@@ -141,6 +142,20 @@ class ChipProgram:
     def params_of(self, block: str):
         """The params pytree of ``block`` (e.g. ``"lif"``: a ``dynamics.LIFParams``)."""
         return self.block_params[[b for b, _ in self.layout.blocks].index(block)]
+
+    def _block_or_empty(self, block: str, v0: bool):
+        names = [b for b, _ in self.layout.blocks]
+        if block in names:
+            k = names.index(block)
+            return self.block_v0[k] if v0 else self.block_params[k]
+        b = kinds.block(block)  # no neuron of that block: empty arrays, as before the registry
+        return np.zeros(0, np.float32) if v0 else b.make_params({k: np.zeros(0, np.float32) for k in b.params})
+
+    # Names of the two-family program, before the kinds registry: the stock blocks' arrays.
+    lif_params = property(lambda self: self._block_or_empty("lif", False))
+    cuba_params = property(lambda self: self._block_or_empty("cuba", False))
+    lif_v0 = property(lambda self: self._block_or_empty("lif", True))
+    cuba_v0 = property(lambda self: self._block_or_empty("cuba", True))
 
 
 jax.tree_util.register_dataclass(
@@ -358,6 +373,7 @@ def compile_network(net: Network, profile: str = "float32", spec: ChipSpec = SPI
         models=tuple(p.neuron_model for p in pops), sizes=tuple(p.size for p in pops),
         starts=tuple(sp.starts), n_in=sp.n_in,
         blocks=tuple((b, sum(p.size for p in ps)) for b, ps in sp.by_block.items()),
+        block_defs=tuple(kinds.block(b) for b in sp.by_block),
         hist_depth=hist_depth, dense=tuple(dense_groups), conv=tuple(conv_groups), profile=profile,
         numerics=numerics, cuba_order=spec.cuba_current_order,
         record_spikes=tuple(p.name for p in pops if record == "all" or "spikes" in p.record),

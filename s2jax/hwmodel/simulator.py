@@ -98,15 +98,14 @@ def _tick(prog: ChipProgram, carry, x_t):
     hist, states = carry
     a, b, events = _synaptic_input(prog, hist)
     new_states, zs, start = [], [x_t.astype(jnp.int8)], 0
-    for (name, n), params, state in zip(lay.blocks, prog.block_params, states):
-        block = kinds.block(name)
+    for (name, n), block, params, state in zip(lay.blocks, lay.block_defs, prog.block_params, states):
         state, z = block.step(params, state, a[start: start + n], b[start: start + n], lay.numerics, lay)
         new_states.append(state)
         zs.append(z.astype(jnp.int8))
         start += n
     spikes = jnp.concatenate(zs)
     hist = jnp.concatenate([spikes[None], hist[:-1]], axis=0)
-    v_all = jnp.concatenate([kinds.block(name).voltage(s) for (name, _), s in zip(lay.blocks, new_states)])
+    v_all = jnp.concatenate([block.voltage(s) for block, s in zip(lay.block_defs, new_states)])
     rec_s = [spikes[lo:hi] for lo, hi in lay.ranges(lay.record_spikes)]
     rec_v = [v_all[lo:hi] for lo, hi in lay.ranges(lay.record_v, lay.n_in)]
     out_s = jnp.concatenate(rec_s).astype(bool) if rec_s else jnp.zeros(0, bool)
@@ -130,7 +129,7 @@ def _run_one(prog: ChipProgram, x):
     lay = prog.layout
     dtype = lay.numerics.state_dtype
     hist = jnp.zeros((lay.hist_depth, lay.n_all), jnp.int8)
-    states = tuple(kinds.block(name).init_state(v0, dtype) for (name, _), v0 in zip(lay.blocks, prog.block_v0))
+    states = tuple(block.init_state(v0, dtype) for block, v0 in zip(lay.block_defs, prog.block_v0))
     _, records = lax.scan(lambda c, xt: _tick(prog, c, xt), (hist, states), x)
     return records
 

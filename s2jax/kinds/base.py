@@ -34,8 +34,11 @@ class Block:
     ``params``: the parameter names the block's step reads, in the order of ``make_params``;
     ``make_params(values)``: ``{name: (n,) array}`` (converted for the profile) -> the params pytree;
     ``init_state(v0, dtype)``: the initial state pytree from the initial membranes;
-    ``step(params, state, a, b, numerics, layout) -> (state, spikes)``: one tick, ``a`` and ``b``
-    the int32 synaptic sums of the two channels (``b`` is zero for one-channel kinds);
+    ``step(params, state, a, b, numerics, settings) -> (state, spikes)``: one tick, ``a`` and ``b``
+    the synaptic sums of the two channels (``b`` is zero for one-channel kinds; int32 on the chip
+    model, float in a ``layers.Neuron``), ``settings`` the static settings a step may read: only
+    ``settings.cuba_order`` (``ChipSpec.cuba_current_order``; the chip model passes its ``Layout``,
+    a ``layers.Neuron`` a ``StepSettings``);
     ``voltage(state)``: the membrane the trace records."""
 
     name: str
@@ -88,8 +91,11 @@ class NeuronKind:
         bad = {k: c for k, c in self.param_classes.items() if c not in PARAM_CLASSES}
         if bad:
             raise ValueError(f"kind {self.name!r}: unknown parameter classes {bad}; known: {list(PARAM_CLASSES)}")
-        if "v_init" not in self.defaults:
-            raise ValueError(f"kind {self.name!r}: a neuron kind needs a 'v_init' parameter (the initial membrane)")
+        if self.param_classes.get("v_init") != "value":
+            raise ValueError(f"kind {self.name!r}: a neuron kind needs a 'v_init' parameter of class 'value' (the "
+                             f"initial membrane)")
+        if self.weight_range is None:
+            raise ValueError(f"kind {self.name!r}: a neuron kind needs a weight_range (lo, hi)")
         missing = sorted(set(self.block.params) - set(self.defaults) - {"v_init"})
         if missing:
             raise ValueError(f"kind {self.name!r}: block {self.block.name!r} reads parameters {missing} the kind "
@@ -107,14 +113,26 @@ _BLOCKS: dict[str, Block] = {}
 
 
 def register(kind: NeuronKind, *, replace: bool = False) -> NeuronKind:
-    """Add ``kind`` to the registry (every module of the package reads kinds from here). Kinds that
-    name the same block must pass the same :class:`Block` object. Returns the kind."""
-    if kind.name in _KINDS and not replace:
-        raise ValueError(f"a neuron kind named {kind.name!r} is already registered")
+    """Add ``kind`` to the registry (every module of the package reads kinds from here); with
+    ``replace=True`` a kind of the same name is unregistered first. Kinds that name the same block
+    must pass the same :class:`Block` object and agree on its inputs: the same synaptic channels and
+    the same parameter classes (one state vector, one step, one parameter conversion for all).
+    Programs compiled before a kind is replaced keep the block they were compiled with. Returns the
+    kind."""
+    if kind.name in _KINDS:
+        if not replace:
+            raise ValueError(f"a neuron kind named {kind.name!r} is already registered")
+        unregister(kind.name)
     if kind.block is not None:
         known = _BLOCKS.get(kind.block.name)
         if known is not None and known is not kind.block:
             raise ValueError(f"kind {kind.name!r}: another block is already registered as {kind.block.name!r}")
+        for other in _KINDS.values():
+            if other.block is kind.block and (other.channels, dict(other.param_classes)) != (
+                    kind.channels, dict(kind.param_classes)):
+                raise ValueError(f"kind {kind.name!r}: block {kind.block.name!r} is shared with kind {other.name!r}, "
+                                 f"which has other channels or parameter classes ({other.channels} channel(s), "
+                                 f"{dict(other.param_classes)}); kinds of one block must agree")
         _BLOCKS.setdefault(kind.block.name, kind.block)
     _KINDS[kind.name] = kind
     return kind

@@ -175,7 +175,7 @@ def parameter_error(pop) -> str | None:
         else:
             pop._check_neuron_params(pop.params)
     except ValueError as e:
-        return str(e)
+        return str(e) if str(e).startswith("population ") else f"population {pop.name!r}: {e}"
     return None
 
 

@@ -43,3 +43,9 @@ __all__ = ["FORMAT_VERSION", "ImageError", "MAGIC", "decode_words", "encode_word
            "spec_hash", "spec_json", "HEADER", "ENTRY", "BLOCK", "SECTION_ALIGN", "NETWORK", "SPEC", "PE", "ROUTING",
            "SECTION_NAMES", "DTYPES", "DTYPE_CODES", "RESET_CODES", "PARAM_DTYPES", "RESERVED_BLOCKS", "param_blocks",
            "CONV_COLUMNS"]
+
+# The float32 parameter blocks of the stock kinds, by their names before the kinds registry (the
+# blocks of any kind: param_blocks(model)).
+FLOAT_PARAMS = ("threshold", "alpha_decay", "i_offset", "v_init", "v_reset")
+CUBA_FLOAT_PARAMS = ("exc_decay", "inh_decay")
+__all__ += ["FLOAT_PARAMS", "CUBA_FLOAT_PARAMS"]
