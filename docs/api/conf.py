@@ -1,7 +1,7 @@
 """Sphinx configuration for the s2jax API reference (built offline from the docstrings).
 
 Build it with ``python -m sphinx -W --keep-going -b html docs/api docs/api/_build`` (needs the
-``docs`` extra). ``tests/test_docs.py`` runs the same build, with warnings as errors, in the test suite.
+``docs`` extra). ``tests/project/test_docs.py`` runs the same build, with warnings as errors, in the test suite.
 
 Pages use three small directives defined here, so that the reference follows the code by itself:
 

@@ -241,7 +241,7 @@ def _cuba(o, p, i, n, e, ng) -> bool:
 
 #: The oracle's step of each neuron kind, and whether the kind sums positive and |negative| weights
 #: into separate channels. Written here, apart from s2jax: a kind without an entry cannot be checked,
-#: and tests/test_kinds.py fails for every registered kind that has none.
+#: and tests/kinds/test_kinds.py fails for every registered kind that has none.
 STEPS = {
     "lif": (_lif, False),
     "lif_no_delay": (_lif, False),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "s2jax"
 ONE_UNIT_PER_MODULE = {"s2jax.recipes"}  # packages whose modules do not share private names
 FILE_WRITERS = ("atomic_write", "save_", "write_", "fsync")  # names of helpers that write files

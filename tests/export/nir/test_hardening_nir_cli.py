@@ -18,7 +18,7 @@ from s2jax.cli import main
 from s2jax.export import image, pyspinnaker2
 from s2jax.export.nir import NIRFileError, WeightQuantization, format_weight_report, from_nir, to_nir
 from s2jax.fileio import FileFormatError
-from tests.test_nir import CASES, W32, assert_same_network, float_model, rich_network
+from tests.export.nir.test_nir import CASES, W32, assert_same_network, float_model, rich_network
 
 # --- helpers ------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import pytest
 
 import s2jax
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "api"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
 
 
 def public_modules() -> list[str]:

@@ -19,7 +19,7 @@ from s2jax.hwmodel import hardware as front_door
 from s2jax.hwmodel.cost import estimate_cost
 from s2jax.hwmodel.mapping import Mapping, map_to_cores
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 S2JAX_IMPORTS = ("from s2jax import qnet as snn\nfrom s2jax import hwmodel as hardware\n"
                  "from s2jax import helpers\n")

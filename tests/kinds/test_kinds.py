@@ -8,8 +8,8 @@ import pytest
 
 from s2jax import SPINNAKER2, export, hwmodel, kinds
 from s2jax import qnet as snn
+from tests.hwmodel.test_hwmodel_reference import T, _rows, assert_same
 from tests.reference import oracle
-from tests.test_hwmodel_reference import T, _rows, assert_same
 
 
 def random_params(rng, kind, size):
@@ -92,10 +92,10 @@ def test_unknown_models_are_named_with_the_registry():
 def test_the_guide_lists_every_kind_and_shows_the_toy_step():
     from pathlib import Path
 
-    guide = (Path(__file__).parents[1] / "docs" / "adding-a-kind.md").read_text()
+    guide = (Path(__file__).parents[2] / "docs" / "adding-a-kind.md").read_text()
     for model in kinds.names():
         assert f"| `{model}` |" in guide, f"docs/adding-a-kind.md has no row for kind {model!r}"
-    toy = (Path(__file__).parent / "toy_kind.py").read_text()
+    toy = (Path(__file__).parents[1] / "toy_kind.py").read_text()
     snippet = guide.split("```python")[1].split("```")[0]
     for line in filter(None, (x.strip() for x in snippet.splitlines())):
         assert line in toy, f"the guide's step is not tests/toy_kind.py's: {line!r}"
@@ -274,7 +274,7 @@ def test_the_toy_bundle_script_says_it_needs_a_py_spinnaker2_with_the_model(toy,
     import sys
     import warnings
 
-    from tests.test_pyspinnaker2_bundle import STUB
+    from tests.export.pyspinnaker2.test_pyspinnaker2_bundle import STUB
 
     _, _, _, bundle = write_toy_files(toy, tmp_path)
     script = (bundle / "run_on_spinnaker2.py").read_text()

@@ -21,7 +21,7 @@ from s2jax.recipes import dqn, dqn_pipeline, dvs, dvs_pipeline
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

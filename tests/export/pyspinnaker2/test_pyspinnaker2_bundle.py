@@ -21,7 +21,7 @@ from s2jax import qnet as snn
 from s2jax.export import pyspinnaker2 as bundle_io
 from s2jax.export.pyspinnaker2 import Difference, compare, load_pyspinnaker2, load_results, to_pyspinnaker2
 
-STUB = Path(__file__).parent / "stub_spinnaker2"
+STUB = Path(__file__).parents[2] / "stub_spinnaker2"
 
 
 def load_stub_calls(path):
@@ -32,7 +32,7 @@ def load_stub_calls(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load_calls(path)
-REPO = Path(__file__).parent.parent
+REPO = Path(__file__).parents[3]
 T_BUNDLE, T_RUN = 16, 18  # the bundle's default ticks, and the --timesteps override the test runs with
 F32_MAX = float(np.finfo(np.float32).max)
 
