@@ -43,7 +43,7 @@ def main():
         print(f"{name}: {r.steps_per_s:,.0f} env steps/s ({r.seconds:.1f} s with compilation)", file=sys.stderr)
     ratio = rows[1]["env_steps_per_s"] / rows[0]["env_steps_per_s"]
     ticks = config.ticks + len(config.hidden) + 1
-    print(f"| Q-network | env steps/s (training) | wall time incl. compile (s) |\n| --- | --- | --- |")
+    print("| Q-network | env steps/s (training) | wall time incl. compile (s) |\n| --- | --- | --- |")
     for r in rows:
         print(f"| {r['q_network']} | {r['env_steps_per_s']:,.0f} | {r['seconds_incl_compile']:.1f} |")
     print(f"\nthe MLP trains {ratio:.1f}x faster per env step; the SNN runs {ticks} ticks per Q evaluation")
