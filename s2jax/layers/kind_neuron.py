@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -96,8 +97,16 @@ class Neuron(nnx.Module):
                     raise ValueError(f"{key} must be 'reset_by_subtraction' or 'reset_to_v_reset', got {value!r}")
                 self.modes[key] = value
                 continue
-            dtype = jnp.int32 if cls == "ticks" else jnp.float32
-            array = jnp.broadcast_to(jnp.asarray(value, dtype), self.shape)
+            values = np.asarray(value, np.float64)
+            if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values)) or (
+                    cls == "ticks" and np.any((values < 0) | (values != np.round(values)))):
+                raise ValueError(f"{model}: parameter {key!r} must be finite numbers"
+                                 f"{' (non-negative integer ticks)' if cls == 'ticks' else ''}, got {value!r}")
+            try:
+                array = jnp.broadcast_to(jnp.asarray(values, jnp.int32 if cls == "ticks" else jnp.float32), self.shape)
+            except ValueError:
+                raise ValueError(f"{model}: parameter {key!r} must be a scalar or have the layer's shape {self.shape}, "
+                                 f"got shape {values.shape}") from None
             setattr(self, key, nnx.Param(array) if key in learn else nnx.Variable(array))
         self.readout = readout
         self.surrogate = surrogate
@@ -150,8 +159,6 @@ class Neuron(nnx.Module):
 
     def population_params(self) -> dict:
         """The ``qnet.Population`` parameters of this layer (one value per neuron, flattened)."""
-        import numpy as np
-
         return {k: (v if isinstance(v, str) else np.asarray(v).reshape(-1)) for k, v in self.chip_values().items()}
 
     def _converted(self, numerics) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -124,8 +125,6 @@ class LIF(nnx.Module):
 
     def population_params(self) -> dict:
         """The ``qnet.Population`` parameters of this layer in chip units (one value per neuron)."""
-        import numpy as np
-
         alpha, thr, i_off, v_reset = (np.asarray(a, np.float32).reshape(-1) for a in self.chip_values())
         return {"threshold": thr, "alpha_decay": alpha, "i_offset": i_off, "v_reset": v_reset, "v_init": 0.0,
                 "reset": "reset_by_subtraction" if self.reset == "subtract" else "reset_to_v_reset"}
@@ -226,8 +225,6 @@ class CubaLIF(LIF):
         return dynamics.CubaParams(*base, exc, inh, refrac)
 
     def population_params(self) -> dict:
-        import numpy as np
-
         return {**super().population_params(),
                 "exc_decay": np.clip(np.asarray(self.exc_decay[...], np.float32), 0, 1).reshape(-1),
                 "inh_decay": np.clip(np.asarray(self.inh_decay[...], np.float32), 0, 1).reshape(-1),

@@ -77,6 +77,12 @@ def test_neuron_argument_errors_name_the_kind():
         L.Neuron("nope", 3)
     with pytest.raises(ValueError, match="input kind"):
         L.Neuron("spike_list", 3)
+    with pytest.raises(ValueError, match="parameter 'threshold' must be a scalar or have the layer's shape \\(3,\\)"):
+        L.Neuron("lif", 3, params={"threshold": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="parameter 'alpha_decay' must be finite numbers"):
+        L.Neuron("lif", 3, params={"alpha_decay": float("nan")})
+    with pytest.raises(ValueError, match="'t_refrac' must be finite numbers \\(non-negative integer ticks\\)"):
+        L.Neuron("lif_curr_exp", 3, params={"t_refrac": 1.5})
 
 
 @pytest.fixture

@@ -158,27 +158,47 @@ def test_toy_kind_passes_the_design_rules_and_maps_onto_cores(toy):
 # --- image and bundle codecs by kind ----------------------------------------------------------------------
 
 
-def toy_export_net(toy):
-    """Inputs -> 6 toy neurons (2 PEs, per-neuron threshold and v_init, reset to v_reset) -> 4 toy neurons."""
+def toy_file_net(toy):
+    """kind_net of the toy kind, with parameters a file must carry: per-neuron thresholds and v_init, both
+    reset modes, 'a' split over 2 PEs, an i_offset on 'b' (one dense input: in NIR it travels as an
+    Affine bias) and on 'a' (two inputs: in NIR it travels in the s2jax metadata only)."""
     net, inputs = kind_net(5, toy.NAME)
     net.population("a").set_params(threshold=np.linspace(2.0, 9.0, 6).astype(np.float32), reset="reset_to_v_reset",
-                                   v_init=np.float32([0.0, 0.5, -1.0, 0.0, 2.0, 0.25]), v_reset=-0.75)
+                                   v_init=np.float32([0.0, 0.5, -1.0, 0.0, 2.0, 0.25]), v_reset=-0.75, i_offset=0.25)
     net.population("a").set_max_atoms_per_core(4)
     net.population("b").set_params(reset="reset_by_subtraction", i_offset=0.125)
     net.population("in").set_params({0: [1, 4], 3: [2]})
     return net, inputs
 
 
-def toy_traces(net, inputs, profile):
+def neuron_traces(net, inputs, profile):
+    """``{population: (spikes, voltages)}`` of every neuron population on the chip model."""
     _, trace = hwmodel.run(hwmodel.compile_network(net, profile), {k: v[None] for k, v in inputs.items()})
-    return {n: (np.asarray(trace.spikes[n]), np.asarray(trace.voltages[n])) for n in ("a", "b")}
+    return {p.name: (np.asarray(trace.spikes[p.name]), np.asarray(trace.voltages[p.name]))
+            for p in net.populations if not kinds.get(p.neuron_model).is_input}
+
+
+def assert_same_toy_network(loaded, net, toy, inputs, profile, fields=("name", "neuron_model", "size", "record")):
+    """``loaded`` has ``net``'s populations, the toy parameters bit for bit and the same chip-model trace."""
+    assert [tuple(getattr(p, f) for f in fields) for p in loaded.populations] == \
+           [tuple(getattr(p, f) for f in fields) for p in net.populations]
+    for p in net.populations[1:]:
+        q = loaded.population(p.name)
+        assert set(q.params) == set(toy.KIND.defaults) and q.params["reset"] == p.params["reset"]
+        for key in toy.KIND.params_of("value"):
+            np.testing.assert_array_equal(q.param_array(key), p.param_array(key))
+    want, got = neuron_traces(net, inputs, profile), neuron_traces(loaded, inputs, profile)
+    assert want["a"][0].any() and want["b"][0].any(), "no toy neuron fired: the comparison proves little"
+    for name in want:
+        np.testing.assert_array_equal(got[name][0], want[name][0], err_msg=f"spikes of {name}")
+        np.testing.assert_array_equal(got[name][1], want[name][1], err_msg=f"voltages of {name}")
 
 
 def write_toy_files(toy, folder):
     """The toy network as a board image and a py-spinnaker2 bundle (which warns: not a py-spinnaker2 model)."""
     from s2jax.export.pyspinnaker2 import NonStockModelWarning
 
-    net, inputs = toy_export_net(toy)
+    net, inputs = toy_file_net(toy)
     export.save_image(net, folder / "toy.s2img")
     with pytest.warns(NonStockModelWarning, match=r"population\(s\) 'a' \(if_toy\), 'b' \(if_toy\) use neuron model"):
         export.to_pyspinnaker2(net, folder / "bundle", timesteps=T)
@@ -188,20 +208,10 @@ def write_toy_files(toy, folder):
 @pytest.mark.parametrize("profile", ["float32", "fixed"])
 def test_toy_kind_round_trips_through_the_image_and_the_bundle_exactly(toy, profile, tmp_path):
     net, inputs, img, bundle = write_toy_files(toy, tmp_path)
-    want = toy_traces(net, inputs, profile)
-    assert want["a"][0].any() and want["b"][0].any(), "no toy neuron fired: the comparison proves little"
     for loaded in (export.load_image(img), export.load_pyspinnaker2(bundle)):
-        assert [(p.name, p.neuron_model, p.size, p.max_atoms_per_core) for p in loaded.populations] == \
-               [(p.name, p.neuron_model, p.size, p.max_atoms_per_core) for p in net.populations]
-        for p in net.populations[1:]:
-            q = loaded.population(p.name)
-            assert list(q.params) == list(toy.KIND.defaults) and q.params["reset"] == p.params["reset"]
-            for key in toy.KIND.params_of("value"):
-                np.testing.assert_array_equal(q.param_array(key), p.param_array(key))
-        got = toy_traces(loaded, inputs, profile)
-        for name in want:
-            np.testing.assert_array_equal(got[name][0], want[name][0])
-            np.testing.assert_array_equal(got[name][1], want[name][1])
+        assert [list(q.params) for q in loaded.populations[1:]] == [list(toy.KIND.defaults)] * 2  # declared order
+        assert_same_toy_network(loaded, net, toy, inputs, profile,
+                                ("name", "neuron_model", "size", "max_atoms_per_core"))
     export.save_image(export.load_image(img), tmp_path / "again.s2img")  # one encoding per network
     assert (tmp_path / "again.s2img").read_bytes() == img.read_bytes()
 
@@ -307,50 +317,21 @@ def test_cli_check_and_inspect_read_the_toy_files(toy, tmp_path, capsys):
 # --- NIR codecs by kind -----------------------------------------------------------------------------------
 
 
-def nir_toy_net(toy):
-    """kind_net of the toy kind, with parameters that matter: per-neuron thresholds and v_init, both reset
-    modes, and an i_offset on 'b' (one dense input: it travels as an Affine bias) and on 'a' (two inputs:
-    it travels in the s2jax metadata only)."""
-    net, inputs = kind_net(5, toy.NAME)
-    net.population("a").set_params(threshold=np.linspace(2.0, 9.0, 6).astype(np.float32), reset="reset_to_v_reset",
-                                   v_init=np.float32([0.0, 0.5, -1.0, 0.0, 2.0, 0.25]), v_reset=-0.75, i_offset=0.25)
-    net.population("b").set_params(reset="reset_by_subtraction", i_offset=0.125)
-    return net, inputs
-
-
-def nir_traces(net, inputs, profile):
-    _, trace = hwmodel.run(hwmodel.compile_network(net, profile), {k: v[None] for k, v in inputs.items()})
-    return {p.name: (np.asarray(trace.spikes[p.name]), np.asarray(trace.voltages[p.name]))
-            for p in net.populations if not kinds.get(p.neuron_model).is_input}
-
-
 @pytest.mark.parametrize("profile", ["float32", "fixed"])
 def test_toy_kind_round_trips_through_nir_exactly(toy, profile, tmp_path):
     import nir
 
-    net, inputs = nir_toy_net(toy)
+    net, inputs = toy_file_net(toy)
     graph = export.to_nir(net)
     assert type(graph.nodes["a"]).__name__ == "IF" and type(graph.nodes["b"]).__name__ == "IF"
     assert type(graph.nodes["a_to_b"]).__name__ == "Affine"  # b's i_offset as the bias of its one input
     np.testing.assert_array_equal(graph.nodes["a_to_b"].bias, np.full(4, 0.125))
     nir.write(tmp_path / "toy.nir", graph)
-    loaded = export.from_nir(tmp_path / "toy.nir")
-    assert [(p.name, p.neuron_model, p.size, p.record) for p in loaded.populations] == \
-           [(p.name, p.neuron_model, p.size, p.record) for p in net.populations]
-    for p in net.populations[1:]:
-        q = loaded.population(p.name)
-        assert set(q.params) == set(toy.KIND.defaults) and q.params["reset"] == p.params["reset"]
-        for key in toy.KIND.params_of("value"):
-            np.testing.assert_array_equal(q.param_array(key), p.param_array(key))
-    want, got = nir_traces(net, inputs, profile), nir_traces(loaded, inputs, profile)
-    assert want["a"][0].any() and want["b"][0].any(), "no toy neuron fired: the comparison proves little"
-    for name in want:
-        np.testing.assert_array_equal(got[name][0], want[name][0], err_msg=f"spikes of {name}")
-        np.testing.assert_array_equal(got[name][1], want[name][1], err_msg=f"voltages of {name}")
+    assert_same_toy_network(export.from_nir(tmp_path / "toy.nir"), net, toy, inputs, profile)
 
 
 def test_a_toy_nir_file_read_as_foreign_becomes_lif_without_leak(toy):
-    net, _ = nir_toy_net(toy)
+    net, _ = toy_file_net(toy)
     loaded = export.from_nir(export.to_nir(net), use_metadata=False)
     b = loaded.population("b")  # a foreign IF node: the stock LIF codec's lif_no_delay with alpha_decay 1
     assert b.neuron_model == "lif_no_delay" and b.params["alpha_decay"] == 1.0
