@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from s2jax import fileio
+from s2jax import io as fileio
 from s2jax.recipes import egru_lm
 from s2jax.recipes.dqn_pipeline import display_path
 

@@ -73,7 +73,7 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
                                     f"{path / pyspinnaker2.NETWORK_FILE} is missing (write one with "
                                     f"s2jax export --to pyspinnaker2)")
         return pyspinnaker2.load_pyspinnaker2(path)
-    from s2jax.fileio import special_file_kind
+    from s2jax.io import special_file_kind
 
     kind = special_file_kind(path)
     if kind:  # never opened: reading a FIFO would block forever
@@ -89,7 +89,7 @@ def load_network(path, *, dt: float = 1e-3, integrator: str = "forward", reset: 
 def _check_out_folder(out: Path):
     """The folder ``out`` goes into must exist (named in the error, not a temporary file), and
     ``out`` must not be a device, FIFO or socket (never replaced)."""
-    from s2jax.fileio import special_file_kind
+    from s2jax.io import special_file_kind
 
     folder = out.parent
     if not folder.exists():
@@ -175,7 +175,7 @@ def cmd_export(args) -> int:
         import nir
 
         from s2jax.export import nir as s2nir
-        from s2jax.fileio import atomic_write
+        from s2jax.io import atomic_write
 
         graph = s2nir.to_nir(net)
         atomic_write(out, lambda tmp: nir.write(tmp, graph))
@@ -203,7 +203,7 @@ def cmd_simulate(args) -> int:
         s = np.asarray(s[0])
         print(f"  {name:<16} {int(s.sum()):>8} spikes  ({s.any(axis=0).sum()} of {s.shape[1]} neurons fired)")
     if out is not None:
-        from s2jax.fileio import save_npz
+        from s2jax.io import save_npz
 
         arrays = {f"spikes/{k}": np.asarray(v[0]) for k, v in trace.spikes.items()}
         arrays.update({f"voltages/{k}": np.asarray(v[0]) for k, v in trace.voltages.items()})

@@ -3,7 +3,7 @@ images and dataset caches.
 
 Every malformed bundle or checkpoint gives one ``ValueError`` (a ``FileFormatError`` naming the file and
 the key) and nothing else; a corrupt or altered checkpoint is named and retrained on resume; every file
-is written through ``s2jax.fileio`` (temporary file, fsync, rename, nothing left behind on error).
+is written through ``s2jax.io`` (temporary file, fsync, rename, nothing left behind on error).
 """
 
 import json
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from s2jax import fileio
+from s2jax import io as fileio
 from s2jax import qnet as snn
 from s2jax.data import cache
 from s2jax.export import load_image, pyspinnaker2, save_image
 from s2jax.export.image import ImageError
 from s2jax.export.pyspinnaker2 import ARRAYS_FILE, NETWORK_FILE, load_pyspinnaker2, load_results, to_pyspinnaker2
 from s2jax.export.pyspinnaker2 import _format as _pyspinnaker2_format
-from s2jax.fileio import FileFormatError
+from s2jax.io import FileFormatError
 from s2jax.recipes import checkpoint, dqn, dqn_pipeline, dvs_pipeline
 from s2jax.recipes.checkpoint import CheckpointError
 
@@ -404,7 +404,7 @@ def test_a_checkpoint_stores_and_checks_a_digest_of_its_weights(ckpt):
     assert side["weights_sha256"] == checkpoint.weights_digest(model)
     assert checkpoint.read_meta(path) == {"stage": "float", "curve": [1.0, 2.0]}
     assert same_weights(checkpoint.load_model(path, Tiny(seed=9)), model)
-    assert not hasattr(checkpoint, "atomic_write")  # one atomic writer: s2jax.fileio
+    assert not hasattr(checkpoint, "atomic_write")  # one atomic writer: s2jax.io
 
 
 def _first_kernel(arrays):
@@ -619,7 +619,7 @@ def test_load_image_goes_through_fileio(tmp_path):
 def test_no_module_writes_files_behind_fileio():
     """Renames, temporary files and direct writes live only in s2jax/fileio.py (the generated board-side
     script, which needs only numpy, has its own)."""
-    allowed = {SRC / "fileio.py", SRC / "export" / "pyspinnaker2" / "_script.py"}
+    allowed = {SRC / "io.py", SRC / "export" / "pyspinnaker2" / "_script.py"}
     found = []
     for path in sorted(SRC.rglob("*.py")):
         if path in allowed:

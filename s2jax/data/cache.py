@@ -8,8 +8,8 @@ gives another file; the document itself is stored in the file and compared on lo
 Format (no pickle; read with ``allow_pickle=False``): ``spikes`` (``np.packbits`` of each sample's
 0/1 frames, uint8, ``(N, ceil(T*C*H*W / 8))``), ``shape`` (int64 ``(N, T, C, H, W)``), ``labels``
 (int32 ``(N,)``), ``key`` (the JSON document, a unicode scalar). A file that cannot be read
-(:func:`s2jax.fileio.load_npz`: truncated, corrupt, unexpected arrays or dtypes) or does not match
-is rebuilt. Writes go through :func:`s2jax.fileio.save_npz` (a temporary file in the same folder,
+(:func:`s2jax.io.load_npz`: truncated, corrupt, unexpected arrays or dtypes) or does not match
+is rebuilt. Writes go through :func:`s2jax.io.save_npz` (a temporary file in the same folder,
 synced to disk, then renamed), so an interrupted build never leaves a partial cache file.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2jax import fileio
+from s2jax import io as fileio
 
 __all__ = ["FORMAT_VERSION", "cache_key", "cache_path", "load_cached", "save_cached"]
 
@@ -70,7 +70,7 @@ def load_cached(path, document: str):
 
 
 def save_cached(path, spikes: np.ndarray, labels: np.ndarray, document: str) -> Path:
-    """Write the cache file atomically (:func:`s2jax.fileio.save_npz`)."""
+    """Write the cache file atomically (:func:`s2jax.io.save_npz`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     spikes = np.asarray(spikes, np.uint8)

@@ -3,11 +3,11 @@
 Format: ``NAME.npz`` holds one array per variable, keyed by its path in the module joined with
 ``/`` (e.g. ``synapses/0/kernel``), loaded with ``allow_pickle=False``, plus ``__meta__``: the
 stage name and the recipe settings as a JSON string (a 0-d unicode array), and
-``__weights_sha256__``: the SHA-256 of the weight arrays (:func:`s2jax.fileio.arrays_digest`), both
+``__weights_sha256__``: the SHA-256 of the weight arrays (:func:`s2jax.io.arrays_digest`), both
 written in the same atomic step as the weights, so the settings always describe the weights beside
 them. ``NAME.json`` repeats the metadata, the array keys and the digest for people to read.
 
-Reading (:func:`read_meta`, :func:`load_model`) goes through :func:`s2jax.fileio.load_npz` and
+Reading (:func:`read_meta`, :func:`load_model`) goes through :func:`s2jax.io.load_npz` and
 checks, before any weight is used: the file is a complete, uncorrupted ``.npz`` (zip CRCs), the
 metadata is a JSON object, the weights match the stored digest bit for bit (a checkpoint without
 a digest, or with weights altered, e.g. scaled or set to NaN, is refused) and every float weight is
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from s2jax import fileio
+from s2jax import io as fileio
 
 __all__ = ["CheckpointError", "save_model", "load_model", "read_meta", "report_ignored", "weights_digest"]
 
@@ -58,7 +58,7 @@ def _arrays(model) -> dict[str, np.ndarray]:
 
 
 def save_model(path, model, meta: dict) -> Path:
-    """Write ``path`` (``.npz``) and its ``.json`` sidecar atomically (:func:`s2jax.fileio.atomic_write`:
+    """Write ``path`` (``.npz``) and its ``.json`` sidecar atomically (:func:`s2jax.io.atomic_write`:
     synced to disk before the rename); returns the ``.npz`` path."""
     path = Path(path).with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from s2jax import export, fileio, hwmodel, quant
+from s2jax import export, hwmodel, quant
+from s2jax import io as fileio
 from s2jax.recipes import checkpoint, dqn, dqn_eval
 from s2jax.recipes.dqn_plots import raster_figure, write_plots
 from s2jax.recipes.reporting import checkpoint_folder, display_path

@@ -31,7 +31,7 @@ from flax import nnx
 from s2jax import export, hwmodel, quant
 from s2jax import data as D
 from s2jax import layers as L
-from s2jax import fileio
+from s2jax import io as fileio
 
 __all__ = ["DVSConfig", "PRESETS", "load_data", "build_model", "train", "float_accuracy", "chip_scores",
            "chip_accuracy", "quant_config", "ptq_sweep", "best_percentile", "parity", "nir_roundtrip", "preflight",

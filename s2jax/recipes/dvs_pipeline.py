@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s2jax import SPINNAKER2, export, fileio, hwmodel, quant
+from s2jax import SPINNAKER2, export, hwmodel, quant
+from s2jax import io as fileio
 from s2jax import data as D
 from s2jax.qnet import Conv2DProjection
 from s2jax.recipes import checkpoint, dvs

@@ -229,7 +229,7 @@ def test_image_parameter_blocks_come_from_the_kind(toy):
 
 def test_a_kind_the_registry_no_longer_has_is_named_on_load(toy, tmp_path):
     from s2jax.export.image import ImageError
-    from s2jax.fileio import FileFormatError
+    from s2jax.io import FileFormatError
 
     _, _, img, bundle = write_toy_files(toy, tmp_path)
     kinds.unregister(toy.NAME)
@@ -247,7 +247,7 @@ def test_a_bundle_lists_exactly_the_parameters_of_its_kind(toy, tmp_path):
     import json
     import shutil
 
-    from s2jax.fileio import FileFormatError
+    from s2jax.io import FileFormatError
 
     _, _, _, bundle = write_toy_files(toy, tmp_path)
     meta = json.loads((bundle / "network.json").read_text())

@@ -24,7 +24,7 @@ Rule (b), attributes (``self._x`` and ``cls._x`` are always allowed, and so is `
 
 Each module is one test case, so a failure names its file; the message lists ``file:line`` and
 the name. :func:`test_cli_writes_files_only_through_fileio` checks that the command line writes
-files with the helpers of :mod:`s2jax.fileio` and nothing else.
+files with the helpers of :mod:`s2jax.io` and nothing else.
 """
 
 from __future__ import annotations
@@ -287,15 +287,15 @@ def test_checker(rel, source, refused):
         assert len(found) == 1 and refused in found[0], found
 
 
-# --- the command line writes files through s2jax.fileio ----------------------------------------------------
+# --- the command line writes files through s2jax.io ----------------------------------------------------
 
 def test_cli_writes_files_only_through_fileio():
-    """Every file-writing helper ``s2jax/cli.py`` imports comes from :mod:`s2jax.fileio` (none from
+    """Every file-writing helper ``s2jax/cli.py`` imports comes from :mod:`s2jax.io` (none from
     ``s2jax.recipes.checkpoint`` or elsewhere), and it opens no file for writing itself."""
     path = PACKAGE / "cli.py"
     tree = parse(path)
     fileio_names = set(ast.literal_eval(next(
-        node.value for node in parse(PACKAGE / "fileio.py").body
+        node.value for node in parse(PACKAGE / "io.py").body
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))))
     wrong = []
     for node in ast.walk(tree):
@@ -303,11 +303,11 @@ def test_cli_writes_files_only_through_fileio():
             if node.module == "s2jax.recipes.checkpoint" or any(a.name == "checkpoint" for a in node.names
                                                                   if node.module == "s2jax.recipes"):
                 wrong.append(f"cli.py:{node.lineno}: imports from s2jax.recipes.checkpoint")
-            if node.module == "s2jax.fileio":
+            if node.module == "s2jax.io":
                 continue
             for alias in node.names:
                 if alias.name in fileio_names or alias.name.startswith(FILE_WRITERS):
-                    wrong.append(f"cli.py:{node.lineno}: imports {alias.name} from {node.module}, not s2jax.fileio")
+                    wrong.append(f"cli.py:{node.lineno}: imports {alias.name} from {node.module}, not s2jax.io")
         elif isinstance(node, ast.Import):
             wrong += [f"cli.py:{node.lineno}: imports {a.name}" for a in node.names
                       if a.name.startswith("s2jax.recipes.checkpoint")]
@@ -321,5 +321,5 @@ def test_cli_writes_files_only_through_fileio():
                     wrong.append(f"cli.py:{node.lineno}: open(...) for writing")
             if isinstance(func, ast.Attribute) and func.attr in ("write_text", "write_bytes", "save", "savez",
                                                                  "savez_compressed", "dump"):
-                wrong.append(f"cli.py:{node.lineno}: {ast.unparse(func)}(...) writes a file without s2jax.fileio")
+                wrong.append(f"cli.py:{node.lineno}: {ast.unparse(func)}(...) writes a file without s2jax.io")
     assert not wrong, "\n".join(wrong)

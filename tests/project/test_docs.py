@@ -23,7 +23,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
 
 def public_modules() -> list[str]:
     names = [info.name for info in pkgutil.walk_packages(s2jax.__path__, "s2jax.")]
-    return ["s2jax"] + [name for name in names if not any(part.startswith("_") for part in name.split("."))]
+    public = [name for name in names if not any(part.startswith("_") for part in name.split("."))]
+    # an earlier name that *is* another module (s2jax.fileio is s2jax.io) is documented there
+    return ["s2jax"] + [name for name in public if importlib.import_module(name).__name__ == name]
 
 
 def public_names(module) -> list[str]:

@@ -8,7 +8,7 @@ routing table. ``load_image(path)`` validates every byte it reads and rebuilds t
 :class:`~s2jax.qnet.Network`; running the loaded network gives exactly the original's spikes and
 voltages in both profiles. The format is specified in ``docs/image-format.md``.
 
-Writing is atomic (:func:`s2jax.fileio.atomic_write`: a temporary file in the same folder, synced
+Writing is atomic (:func:`s2jax.io.atomic_write`: a temporary file in the same folder, synced
 to disk, then renamed). No pickle: every array is raw little-endian bytes of a documented dtype.
 Every problem raises :class:`ImageError` (a ``ValueError``) naming what is wrong and what was
 expected.

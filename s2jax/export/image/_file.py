@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from s2jax import fileio, kinds
+from s2jax import io as fileio
+from s2jax import kinds
 from s2jax.export.image._decode import _decode
 from s2jax.export.image._format import (CONV_COLUMNS, NETWORK, PE, ROUTING, SPEC, ImageError, _block, _pack,
                                         _routing_section, _u32, encode_words, spec_json)

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 import nir
-from s2jax.fileio import FileFormatError
+from s2jax.io import FileFormatError
 from s2jax.export.nir._codecs import neuron_nodes
 from s2jax.qnet import MAX_POPULATION_SIZE
 from s2jax.qnet.checks import MAX_SYNAPSES

@@ -17,7 +17,7 @@ from s2jax.export.nir import _common
 from s2jax.export.nir._codecs import fields_of, neuron_nodes
 from s2jax.export.nir._common import (SHAPE_NODES, WEIGHT_NODES, NIRFileError, _check_real, _check_weight_count,
                                       _integer, _kind, _one_of, _pair, _shape, _show, _text, supported_nodes)
-from s2jax.fileio import special_file_kind
+from s2jax.io import special_file_kind
 
 
 #: Most bytes of arrays a NIR file may declare, summed over its datasets (checked before reading).

@@ -41,7 +41,7 @@ a JSON object of this format and version with every key present, of its type and
 limits (sizes at most :data:`s2jax.qnet.MAX_POPULATION_SIZE`), checked before any array is read;
 ``arrays.npz`` must hold exactly the arrays ``network.json`` lists, of integer (spike lists,
 connections, kernels) or integer/float (parameters) dtypes, of the stated shapes and synapse
-counts. Anything else raises :class:`s2jax.fileio.FileFormatError` (a ``ValueError``) naming the
+counts. Anything else raises :class:`s2jax.io.FileFormatError` (a ``ValueError``) naming the
 file and the key.
 
 Example (``T = 20`` ticks)::

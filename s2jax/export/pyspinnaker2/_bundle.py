@@ -15,7 +15,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from s2jax import fileio, kinds, qnet
+from s2jax import io as fileio
+from s2jax import kinds, qnet
 from s2jax.export.pyspinnaker2._format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
                                                NETWORK_FILE, PYSPINNAKER2_MODELS, RESULTS_FILE, SCRIPT_FILE, _array,
                                                _check_arrays, _check_meta, _check_params, _check_result_size,
@@ -200,7 +201,7 @@ def load_pyspinnaker2(folder, *, spec: ChipSpec = SPINNAKER2) -> qnet.Network:
     Scalar parameters come back as Python numbers, per-neuron ones as float64 / int64 arrays;
     projections are validated against ``spec`` (the bundle does not record a non-default spec).
     Every file is checked first (:mod:`s2jax.export.pyspinnaker2`); a malformed bundle or a network ``qnet``
-    refuses raises :class:`~s2jax.fileio.FileFormatError` naming the file.
+    refuses raises :class:`~s2jax.io.FileFormatError` naming the file.
     """
     meta, arrays = _read_bundle(folder)
     where = Path(folder) / NETWORK_FILE

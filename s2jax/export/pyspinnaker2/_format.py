@@ -3,7 +3,7 @@
 :mod:`s2jax.export.pyspinnaker2` writes and reads bundles; this module says what a bundle must hold
 (:func:`_check_meta` for ``network.json``, :func:`_check_arrays` for ``arrays.npz``,
 :func:`_array` / :func:`_check_result_size` for ``results.npz``). Every check runs before anything
-is allocated from the values it checks and raises :class:`s2jax.fileio.FileFormatError` naming the
+is allocated from the values it checks and raises :class:`s2jax.io.FileFormatError` naming the
 file, the key, the value and the limit.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s2jax import fileio, kinds, qnet
+from s2jax import io as fileio
+from s2jax import kinds, qnet
 
 BUNDLE_FORMAT = "s2jax-pyspinnaker2-bundle"
 BUNDLE_VERSION = 2  # 2: synapse counts per projection and in total, checked on load
@@ -164,7 +165,7 @@ def _check_meta(path: Path, meta: dict) -> set[str]:
 
 
 def _header_check(path: Path, meta: dict):
-    """``check_header(name, shape, dtype)`` for :func:`s2jax.fileio.load_npz`: refuses an array of
+    """``check_header(name, shape, dtype)`` for :func:`s2jax.io.load_npz`: refuses an array of
     arrays.npz whose header declares more elements than network.json (already checked) allows:
     more than ``size`` values per population parameter or spike neuron list, more than :data:`~s2jax.qnet.MAX_SPIKES` spike rows,
     more rows or weights than a projection's ``synapses``. Runs before the array is read, so a small

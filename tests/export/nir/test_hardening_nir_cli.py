@@ -17,7 +17,7 @@ from s2jax import qnet as snn
 from s2jax.cli import main
 from s2jax.export import image, pyspinnaker2
 from s2jax.export.nir import NIRFileError, WeightQuantization, format_weight_report, from_nir, to_nir
-from s2jax.fileio import FileFormatError
+from s2jax.io import FileFormatError
 from tests.export.nir.test_nir import CASES, W32, assert_same_network, float_model, rich_network
 
 # --- helpers ------------------------------------------------------------------------------------
