@@ -22,31 +22,34 @@ Shapes: ``W`` ``(I, 3H)`` and ``R`` ``(H, 3H)``, columns ``[z | r | g]``; ``bias
     c = narrow(add(mul(z, h_prev), mul(one_minus(z), g)))
     o = event(c, theta);  y = narrow(select(o, c, 0));  h = narrow(select(o, sub(c, theta), c))
 
-Three numerics (frozen dataclasses: hashable, static under ``jax.jit``):
+The numerics are those of every model (:mod:`s2jax.numerics`, one class per profile, built by
+:func:`~s2jax.numerics.numerics_for` or :func:`egru_numerics`); the EGRU's share of them:
 
-- :class:`EGRUFloat`: float training. Plain JAX float32 ops (XLA may fuse); ``event`` is the
-  Heaviside step with the pseudo-derivative ``gamma * max(0, 1 - s |c - theta|)``.
-- :class:`EGRUChipFloat32`: the chip's float32 ARM code. Every operation is one IEEE-754 binary32
-  operation rounded to nearest even, no fused multiply-add (products through
+- "float", :class:`~s2jax.numerics.FloatNumerics`: float training. Plain JAX float32 ops (XLA may
+  fuse); ``event`` is the Heaviside step with the pseudo-derivative ``gamma * max(0, 1 - s |c - theta|)``.
+- "float32", :class:`~s2jax.numerics.ChipFloat32`: the chip's float32 ARM code. Every operation is
+  one IEEE-754 binary32 operation rounded to nearest even, no fused multiply-add (products through
   :func:`s2jax.fixedpoint.fmul`). ``linear`` is event-driven: per output unit the contributions
   ``fl(x_i * W[i, o])`` are added to an accumulator starting at +0 one input unit at a time, in
   index order, skipping units without an event (``x_i == 0``); the input and the recurrent sums
   are separate accumulators. ``sigmoid`` / ``tanh`` use Cephes ``expf`` (``e = exp(-|a|)``:
   ``sigmoid = 1/(1+e)`` for ``a >= 0`` else ``e/(1+e)``; ``e = exp(-2|a|)``: ``tanh =
-  sign(a) (1-e)/(1+e)``), arguments of ``exp`` clamped to [-87, 0]. Gradients: ``s(1-s)``,
-  ``1-t^2``, the pseudo-derivative, and selects differentiated as ``o*a + (1-o)*b``.
-- :class:`EGRUInt`: the integer profile (``ChipSpec.egru_*``; defaults below, ``F = 12``):
+  sign(a) (1-e)/(1+e)``), arguments of ``exp`` clamped to [-87, 0]
+  (:func:`~s2jax.fixedpoint.sigmoid_f32`, :func:`~s2jax.fixedpoint.tanh_f32`). Gradients:
+  ``s(1-s)``, ``1-t^2``, the pseudo-derivative, and selects differentiated as ``o*a + (1-o)*b``.
+- "fixed", :class:`~s2jax.numerics.ChipFixed`: the integer profile (``ChipSpec.egru_*``; defaults
+  below, ``F = 12``):
 
   ===================  ====================================================================
   x, y, h, b, theta    int16 Q3.12 (q means q / 2^12); ``theta`` in [0, 2^12]
   W, R                 int8 in [-127, 127]; ``e_in``, ``e_rec`` ``(3H,)`` exponents in [0, 31]:
                        the real weight of column ``o`` is ``q * 2^-e[o]``
   linear(x, W, e)      ``shift_right(sum_i x_i W[i, o], e[o], HALF_UP)``: exact int32 sum
-                       (``quant.egru.quantize_egru`` rejects weights that could overflow it)
+                       (``quant.quantize`` rejects weights that could overflow it)
   add, sub             int32, saturating
   mul(a, b)            ``shift_right(sat16(a) * sat16(b), F, HALF_UP)`` (the product fits int32)
   sigmoid, tanh        ``LUT[clip((sat16(a) + 2^15) >> 4, 0, 4095)]``, 4096 int16 entries
-                       ``round_half_even(f(bin centre) * 2^F)``
+                       ``round_half_even(f(bin centre) * 2^F)`` (:func:`~s2jax.fixedpoint.lut`)
   one_minus(z)         ``2^F - z``
   narrow(v)            ``sat16(v)`` as int16 (what is stored: c, y, h)
   event, select        ``c > theta``; ``where``
@@ -56,34 +59,36 @@ Three numerics (frozen dataclasses: hashable, static under ``jax.jit``):
   ``[-2^F, 2^F]`` and every event in ``(0, 2^F]``: ``|mul(z, h)| <= z`` and ``|mul(2^F - z, g)|
   <= 2^F - z``.
 
+The state is stored as ``narrow`` leaves it: int16 in the fixed profile (where a neuron's state is
+int32), float32 otherwise; :func:`zero_state` builds it. ``EGRUFloat``, ``EGRUChipFloat32`` and
+``EGRUInt`` are the earlier names of the three numerics, kept: calling one builds the numerics
+above with the EGRU's arguments, and ``isinstance`` with one asks for its profile.
+
 Example::
 
     >>> import jax.numpy as jnp
     >>> p = EGRUParams(jnp.zeros((1, 3)), jnp.zeros((1, 3)), None, None,
     ...                jnp.array([-20.0, 0.0, 20.0]), jnp.zeros(1), jnp.array([0.5]))
-    >>> s, y = egru_step(p, EGRUState(jnp.zeros(1), jnp.zeros(1)), jnp.zeros(1), EGRUFloat())
+    >>> s, y = egru_step(p, zero_state((1,), numerics_for("float")), jnp.zeros(1), numerics_for("float"))
     >>> y.tolist(), s.h.tolist()   # z = 0, g = 1: c = 1 > 0.5, an event of value 1, h = 0.5
     ([1.0], [0.5])
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from s2jax import fixedpoint as fx
+from s2jax.fixedpoint import lut, sigmoid_f32, tanh_f32
+from s2jax.numerics import ChipFixed, ChipFloat32, FloatNumerics, Numerics, numerics_for, straight_through
 from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
+from s2jax.surrogates import event, pseudo_derivative
 
-__all__ = ["EGRUParams", "EGRUState", "EGRULayer", "EGRUFloat", "EGRUChipFloat32", "EGRUInt", "egru_step",
-           "egru_numerics", "straight_through", "event", "pseudo_derivative", "sigmoid_f32", "tanh_f32", "lut"]
-
-F32 = jnp.float32
+__all__ = ["EGRUParams", "EGRUState", "EGRULayer", "zero_state", "egru_step", "egru_numerics", "EGRUFloat",
+           "EGRUChipFloat32", "EGRUInt", "straight_through", "event", "pseudo_derivative", "sigmoid_f32", "tanh_f32",
+           "lut"]
 
 
 class EGRUParams(NamedTuple):
@@ -104,7 +109,7 @@ class EGRUState(NamedTuple):
 
 
 class EGRULayer(NamedTuple):
-    """One EGRU layer as the chip stores it (data only; ``s2jax.quant.egru.quantize_egru`` makes it).
+    """One EGRU layer as the chip stores it (data only; ``s2jax.quant.quantize`` makes the network of them).
 
     Integer profile: ``w_in`` / ``w_rec`` int8, ``e_in`` / ``e_rec`` int8 exponents, ``bias``,
     ``b_rg``, ``theta`` int16 Q3.12. float32 profile: float32 arrays and ``e_*`` None. Same fields
@@ -128,258 +133,65 @@ class EGRULayer(NamedTuple):
         return EGRUParams(*(None if a is None else jnp.asarray(a) for a in self))
 
 
-# --- the pseudo-derivative and the differentiable select -----------------------------------------
-
-
-def pseudo_derivative(x, gamma, slope):
-    """``gamma * max(0, 1 - slope * |x|)`` with ``x = c - theta`` (EGRU's d o / d c)."""
-    return gamma * jnp.maximum(0.0, 1.0 - slope * jnp.abs(x))
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def event(c, theta, gamma, slope):
-    """``c > theta`` as 0/1 in c's dtype; its derivative is :func:`pseudo_derivative` (in c, minus it
-    in theta)."""
-    return (c > theta).astype(c.dtype)
-
-
-@event.defjvp
-def _event_jvp(gamma, slope, primals, tangents):
-    c, theta = primals
-    dc, dtheta = tangents
-    return event(c, theta, gamma, slope), pseudo_derivative(c - theta, gamma, slope) * (dc - dtheta)
-
-
-@jax.custom_jvp
-def _select(o, a, b):
-    return jnp.where(o > 0, a, b)
-
-
-@_select.defjvp
-def _select_jvp(primals, tangents):
-    o, a, b = primals
-    do, da, db = tangents
-    return _select(o, a, b), jnp.where(o > 0, da, db) + do * (a - b)
-
-
 def _gates(v, h):
     return v[..., :h], v[..., h:2 * h], v[..., 2 * h:]
 
 
-# --- float32 activations of the chip (Cephes expf, one rounding per operation) --------------------
-
-_LOG2E, _C1, _C2 = 1.44269504088896341, 0.693359375, -2.12194440e-4
-_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
-             5.0000001201e-1)
-
-
-def _exp_nonpositive(x):
-    """Cephes ``expf`` for ``x <= 0`` (clamped to >= -87, so the result is a normal float32)."""
-    x = jnp.maximum(x, F32(-87.0))
-    n = jnp.floor(fx.fmul(x, F32(_LOG2E)) + F32(0.5))
-    x = x - fx.fmul(n, F32(_C1))
-    x = x - fx.fmul(n, F32(_C2))
-    z = fx.fmul(x, x)
-    p = F32(_EXP_POLY[0])
-    for coef in _EXP_POLY[1:]:
-        p = fx.fmul(p, x) + F32(coef)
-    p = fx.fmul(p, z) + x + F32(1.0)
-    two_n = lax.bitcast_convert_type(lax.shift_left(n.astype(jnp.int32) + 127, 23), jnp.float32)
-    return fx.fmul(p, two_n)
-
-
-@jax.custom_jvp
-def sigmoid_f32(a):
-    """The float32 profile's sigmoid (see the module doc); derivative ``s (1 - s)``."""
-    e = _exp_nonpositive(-jnp.abs(a))
-    d = F32(1.0) + e
-    return jnp.where(a >= 0, F32(1.0) / d, e / d)
-
-
-@sigmoid_f32.defjvp
-def _sigmoid_jvp(primals, tangents):
-    s = sigmoid_f32(primals[0])
-    return s, s * (1.0 - s) * tangents[0]
-
-
-@jax.custom_jvp
-def tanh_f32(a):
-    """The float32 profile's tanh (see the module doc); derivative ``1 - t^2``."""
-    e = _exp_nonpositive(fx.fmul(F32(-2.0), jnp.abs(a)))
-    t = (F32(1.0) - e) / (F32(1.0) + e)
-    return jnp.where(a < 0, -t, t)
-
-
-@tanh_f32.defjvp
-def _tanh_jvp(primals, tangents):
-    t = tanh_f32(primals[0])
-    return t, (1.0 - t * t) * tangents[0]
-
-
-# --- integer lookup tables -------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def lut(kind: str, entries: int, lo: float, hi: float, frac_bits: int) -> np.ndarray:
-    """The int16 table of ``kind`` ("sigmoid" or "tanh") over [lo, hi): ``entries`` bins, entry
-    ``round_half_even(f(bin centre) * 2^frac_bits)``, computed on the host in float64."""
-    width = (hi - lo) / entries
-    centre = lo + (np.arange(entries, dtype=np.float64) + 0.5) * width
-    f = 1.0 / (1.0 + np.exp(-centre)) if kind == "sigmoid" else np.tanh(centre)
-    table = np.clip(np.rint(f * 2.0**frac_bits), -32768, 32767).astype(np.int16)
-    table.flags.writeable = False
-    return table
-
-
-def straight_through(value, shadow):
-    """``value`` forward, exactly (``value + (shadow - shadow)``), and the gradient of ``shadow``
-    backward: how an integer result carries its float shadow's gradient."""
-    return lax.stop_gradient(value) + (shadow - lax.stop_gradient(shadow))
-
-
-def _sat16(x):
-    return fx.saturate(jnp.asarray(x).astype(jnp.int32), -32768, 32767)
-
-
-# --- numerics ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EGRUFloat:
-    """Float training arithmetic: plain JAX ops, pseudo-derivative events. Not chip-faithful."""
-
-    gamma: float = 0.7
-    slope: float = 1.0
-    name = "float"
-    state_dtype = jnp.float32
-
-    def linear(self, x, w, e):
-        return x @ w
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def one_minus(self, z):
-        return 1.0 - z
-
-    def sigmoid(self, a):
-        return jax.nn.sigmoid(a)
-
-    def tanh(self, a):
-        return jnp.tanh(a)
-
-    def narrow(self, v):
-        return v
-
-    def event(self, c, theta):
-        return event(c, theta, self.gamma, self.slope)
-
-    def select(self, o, a, b):
-        return _select(o, a, b)
-
-
-@dataclass(frozen=True)
-class EGRUChipFloat32(EGRUFloat):
-    """The chip's float32 profile: rounded binary32 ops, no FMA, event-driven accumulation order."""
-
-    name = "float32"
-
-    def linear(self, x, w, e):
-        """Per output unit: ``acc = +0; for i in order: if x_i != 0: acc = fl(acc + fl(x_i W[i]))``."""
-
-        def add_row(acc, xw):
-            xi, wi = xw
-            xi = xi[..., None]
-            return jnp.where(xi != 0, acc + fx.fmul(xi, wi), acc), None
-
-        acc = jnp.zeros((*x.shape[:-1], w.shape[-1]), jnp.float32)
-        return lax.scan(add_row, acc, (jnp.moveaxis(x, -1, 0), w))[0]
-
-    def mul(self, a, b):
-        return fx.fmul(a, b)
-
-    def sigmoid(self, a):
-        return sigmoid_f32(a)
-
-    def tanh(self, a):
-        return tanh_f32(a)
-
-
-@dataclass(frozen=True)
-class EGRUInt:
-    """The integer profile (module doc); values are int16 Q(15-F).F, sums int32."""
-
-    frac_bits: int = 12
-    requant_rounding: Rounding = Rounding.HALF_UP
-    product_rounding: Rounding = Rounding.HALF_UP
-    sigmoid_entries: int = 4096
-    tanh_entries: int = 4096
-    lut_range: tuple[float, float] = (-8.0, 8.0)
-    name = "fixed"
-    state_dtype = jnp.int16
-
-    def linear(self, x, w, e):
-        x = jnp.asarray(x).astype(jnp.int32)
-        acc = lax.dot_general(x, jnp.asarray(w).astype(jnp.int32), (((x.ndim - 1,), (0,)), ((), ())),
-                              preferred_element_type=jnp.int32)
-        return fx.shift_right(acc, jnp.broadcast_to(jnp.asarray(e).astype(jnp.int32), acc.shape),
-                              self.requant_rounding)
-
-    def add(self, a, b):
-        return fx.add_saturate(jnp.asarray(a).astype(jnp.int32), jnp.asarray(b).astype(jnp.int32))
-
-    def sub(self, a, b):
-        return fx.sub_saturate(jnp.asarray(a).astype(jnp.int32), jnp.asarray(b).astype(jnp.int32))
-
-    def mul(self, a, b):
-        return fx.shift_right(_sat16(a) * _sat16(b), self.frac_bits, self.product_rounding)
-
-    def one_minus(self, z):
-        return jnp.int32(1 << self.frac_bits) - jnp.asarray(z).astype(jnp.int32)
-
-    def _lookup(self, kind, entries, a):
-        lo, hi = self.lut_range
-        lo_q = int(lo * 2**self.frac_bits)
-        shift = int((hi - lo) * 2**self.frac_bits // entries).bit_length() - 1
-        idx = fx.shift_right(_sat16(a) - jnp.int32(lo_q), shift, Rounding.FLOOR)
-        idx = jnp.clip(idx, 0, entries - 1)
-        return jnp.take(jnp.asarray(lut(kind, entries, lo, hi, self.frac_bits)), idx)
-
-    def sigmoid(self, a):
-        return self._lookup("sigmoid", self.sigmoid_entries, a)
-
-    def tanh(self, a):
-        return self._lookup("tanh", self.tanh_entries, a)
-
-    def narrow(self, v):
-        return _sat16(v).astype(jnp.int16)
-
-    def event(self, c, theta):
-        return jnp.asarray(c).astype(jnp.int32) > jnp.asarray(theta).astype(jnp.int32)
-
-    def select(self, o, a, b):
-        return jnp.where(o, jnp.asarray(a).astype(jnp.int32), jnp.asarray(b).astype(jnp.int32))
+def zero_state(shape, num) -> EGRUState:
+    """The zero state of ``shape`` (``(..., H)``) in the dtype the numerics ``num`` store it:
+    ``num.narrow`` of zeros (int16 in the fixed profile, float32 otherwise)."""
+    zero = num.narrow(jnp.zeros(shape, num.state_dtype))
+    return EGRUState(zero, zero)
 
 
 def egru_numerics(profile: str, spec: ChipSpec = SPINNAKER2, gamma: float = 0.7, slope: float = 1.0):
     """The numerics of ``profile``: "float" (training), "float32" or "fixed" (the chip's; "int" is
-    its earlier name, still accepted), under ``spec``."""
-    from s2jax.dynamics import profile_name
+    its earlier name, still accepted), under ``spec``: :func:`s2jax.numerics.numerics_for`."""
+    return numerics_for(profile, spec, gamma=gamma, slope=slope)
 
-    profile = profile_name(profile)
-    if profile == "float":
-        return EGRUFloat(gamma, slope)
-    if profile == "float32":
-        return EGRUChipFloat32(gamma, slope)
-    if profile == "fixed":
-        return EGRUInt(spec.egru_frac_bits, spec.egru_requant_rounding, spec.egru_product_rounding,
-                       spec.egru_sigmoid_lut_entries, spec.egru_tanh_lut_entries, tuple(spec.egru_lut_input_range))
+
+# --- the earlier names of the numerics -----------------------------------------------------------
+
+
+class _ProfileAlias(type):
+    """Metaclass of the earlier numerics names: ``isinstance(num, EGRUInt)`` holds for the numerics
+    of the profiles the name stood for (``_profiles``); calling the name builds them (``__new__``)."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Numerics) and obj.name in cls._profiles
+
+
+class EGRUFloat(metaclass=_ProfileAlias):
+    """Earlier name of :class:`~s2jax.numerics.FloatNumerics` with the EGRU's arguments. The
+    float32 profile's numerics count as instances (``EGRUChipFloat32`` was a subclass)."""
+
+    _profiles = ("float", "float32")
+
+    def __new__(cls, gamma: float = 0.7, slope: float = 1.0):
+        return FloatNumerics(gamma=gamma, slope=slope)
+
+
+class EGRUChipFloat32(metaclass=_ProfileAlias):
+    """Earlier name of :class:`~s2jax.numerics.ChipFloat32` with the EGRU's arguments."""
+
+    _profiles = ("float32",)
+
+    def __new__(cls, gamma: float = 0.7, slope: float = 1.0):
+        return ChipFloat32(gamma=gamma, slope=slope)
+
+
+class EGRUInt(metaclass=_ProfileAlias):
+    """Earlier name of :class:`~s2jax.numerics.ChipFixed` with the EGRU's arguments (``frac_bits``
+    is ``egru_frac_bits``)."""
+
+    _profiles = ("fixed",)
+
+    def __new__(cls, frac_bits: int = 12, requant_rounding: Rounding = Rounding.HALF_UP,
+                product_rounding: Rounding = Rounding.HALF_UP, sigmoid_entries: int = 4096,
+                tanh_entries: int = 4096, lut_range: tuple[float, float] = (-8.0, 8.0)):
+        return ChipFixed(egru_frac_bits=frac_bits, requant_rounding=requant_rounding,
+                         product_rounding=product_rounding, sigmoid_entries=sigmoid_entries,
+                         tanh_entries=tanh_entries, lut_range=tuple(lut_range))
 
 
 # --- the step ------------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ is always zero (bit 0 of ``x * (x + 1)``, a product of two consecutive integers)
 XLA nor LLVM can prove to be zero, so the rounded product is what the following add consumes.
 ``tests/test_fixedpoint.py`` checks this on 10^6 triples against NumPy, under jit and inside scan.
 
+Float values reach the integer grid through one conversion, :func:`to_fixed` (``round(x * 2^F)``
+with a named rounding, then an optional clamp), on the host and in traced code alike. The EGRU's
+activations live here too: the float32 profile's :func:`sigmoid_f32` / :func:`tanh_f32` (Cephes
+``expf``, one rounding per operation) and the integer profile's lookup tables (:func:`lut`).
+
 Example::
 
     >>> import jax.numpy as jnp
@@ -20,6 +25,8 @@ Example::
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +49,10 @@ __all__ = [
     "fmul",
     "round_host",
     "round_float",
+    "to_fixed",
+    "sigmoid_f32",
+    "tanh_f32",
+    "lut",
 ]
 
 INT32_MIN = -(2**31)
@@ -176,31 +187,123 @@ def _fmul_jvp(primals, tangents):
     return fmul(a, b), da * b + a * db
 
 
-def round_host(x, rounding: Rounding) -> np.ndarray:
-    """Round float values to integers on the host (NumPy float64, exact for ``|x| < 2^52``)."""
-    x = np.asarray(x, dtype=np.float64)
+def _round(x, rounding: Rounding, xp):
+    """Round float ``x`` to integral floats with ``xp`` (NumPy or jax.numpy), exactly for every input.
+
+    HALF_UP is ``floor(x)`` plus one where ``x - floor(x) >= 1/2``; that difference is exact in
+    binary floating point, unlike ``x + 0.5``, which rounds (0.49999997 or 2^23 + 1 in float32).
+    """
     if rounding is Rounding.FLOOR:
-        r = np.floor(x)
-    elif rounding is Rounding.TO_ZERO:
-        r = np.trunc(x)
-    elif rounding is Rounding.HALF_UP:
-        r = np.floor(x + 0.5)
-    elif rounding is Rounding.HALF_EVEN:
-        r = np.rint(x)
-    else:
-        raise ValueError(f"unknown rounding {rounding!r}")
-    return r
+        return xp.floor(x)
+    if rounding is Rounding.TO_ZERO:
+        return xp.trunc(x)
+    if rounding is Rounding.HALF_UP:
+        f = xp.floor(x)
+        return xp.where(x - f >= 0.5, f + 1, f)
+    if rounding is Rounding.HALF_EVEN:
+        return xp.round(x)  # NumPy's and JAX's round are half to even
+    raise ValueError(f"unknown rounding {rounding!r}")
+
+
+def round_host(x, rounding: Rounding) -> np.ndarray:
+    """Round float values to integers on the host (NumPy float64, exact)."""
+    return _round(np.asarray(x, dtype=np.float64), rounding, np)
 
 
 def round_float(x, rounding: Rounding):
     """Round float values to integral floats in JAX with the named rounding (the traced twin of
-    :func:`round_host`; both are exact for the values they see: floats scaled by powers of two)."""
-    if rounding is Rounding.FLOOR:
-        return jnp.floor(x)
-    if rounding is Rounding.TO_ZERO:
-        return jnp.trunc(x)
-    if rounding is Rounding.HALF_UP:
-        return jnp.floor(x + 0.5)
-    if rounding is Rounding.HALF_EVEN:
-        return jnp.round(x)
-    raise ValueError(f"unknown rounding {rounding!r}")
+    :func:`round_host`; both are exact)."""
+    return _round(jnp.asarray(x), rounding, jnp)
+
+
+def to_fixed(x, frac_bits: int, rounding: Rounding, lo=None, hi=None):
+    """``clip(round(x * 2^frac_bits), lo, hi)``: float values on the fixed-point grid of ``frac_bits``
+    fraction bits, as integer-valued floats (the caller casts them). The one float-to-fixed
+    conversion of s2jax: neuron parameters (s16.15, decays 0.16), EGRU values (Q3.12), weights.
+
+    Host or traced, by the input: a JAX array or tracer is converted in float32 with jax.numpy
+    (jittable); anything else (NumPy arrays, Python numbers) in float64 with NumPy, returning NumPy.
+    The product with ``2^frac_bits`` is exact unless it overflows to +-inf, and the rounding is
+    exact, so float32 inputs give the same integers either way (XLA on CPU flushes subnormal
+    inputs to zero, NumPy does not). ``lo`` / ``hi`` (None: no bound) clamp after rounding; without
+    them +-inf and NaN pass through for the caller to report. A float32 clamp at ``INT32_MAX`` is
+    ``2^31``, which ``astype(jnp.int32)`` saturates back to ``INT32_MAX``.
+
+    Example::
+
+        >>> to_fixed([0.5, -1.25, 3.0], 1, Rounding.HALF_EVEN, -4, 4).tolist()
+        [1.0, -2.0, 4.0]
+    """
+    if isinstance(x, jax.Array):
+        xp, x = jnp, jnp.asarray(x, jnp.float32)
+    else:
+        xp, x = np, np.asarray(x, np.float64)
+    q = _round(x * (2.0**frac_bits), rounding, xp)
+    if lo is not None or hi is not None:
+        q = xp.clip(q, lo, hi)
+    return q
+
+
+# --- the EGRU's float32 activations (Cephes expf, one rounding per operation) ----------------------
+
+_LOG2E, _C1, _C2 = 1.44269504088896341, 0.693359375, -2.12194440e-4
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
+             5.0000001201e-1)
+_F32 = jnp.float32
+
+
+def _exp_nonpositive(x):
+    """Cephes ``expf`` for ``x <= 0`` (clamped to >= -87, so the result is a normal float32)."""
+    x = jnp.maximum(x, _F32(-87.0))
+    n = jnp.floor(fmul(x, _F32(_LOG2E)) + _F32(0.5))
+    x = x - fmul(n, _F32(_C1))
+    x = x - fmul(n, _F32(_C2))
+    z = fmul(x, x)
+    p = _F32(_EXP_POLY[0])
+    for coef in _EXP_POLY[1:]:
+        p = fmul(p, x) + _F32(coef)
+    p = fmul(p, z) + x + _F32(1.0)
+    two_n = lax.bitcast_convert_type(lax.shift_left(n.astype(jnp.int32) + 127, 23), jnp.float32)
+    return fmul(p, two_n)
+
+
+@jax.custom_jvp
+def sigmoid_f32(a):
+    """The EGRU float32 profile's sigmoid: ``e = exp(-|a|)``, ``1/(1+e)`` for ``a >= 0`` else
+    ``e/(1+e)`` (``exp`` clamped at -87); derivative ``s (1 - s)``."""
+    e = _exp_nonpositive(-jnp.abs(a))
+    d = _F32(1.0) + e
+    return jnp.where(a >= 0, _F32(1.0) / d, e / d)
+
+
+@sigmoid_f32.defjvp
+def _sigmoid_jvp(primals, tangents):
+    s = sigmoid_f32(primals[0])
+    return s, s * (1.0 - s) * tangents[0]
+
+
+@jax.custom_jvp
+def tanh_f32(a):
+    """The EGRU float32 profile's tanh: ``e = exp(-2|a|)``, ``sign(a) (1-e)/(1+e)``; derivative
+    ``1 - t^2``."""
+    e = _exp_nonpositive(fmul(_F32(-2.0), jnp.abs(a)))
+    t = (_F32(1.0) - e) / (_F32(1.0) + e)
+    return jnp.where(a < 0, -t, t)
+
+
+@tanh_f32.defjvp
+def _tanh_jvp(primals, tangents):
+    t = tanh_f32(primals[0])
+    return t, (1.0 - t * t) * tangents[0]
+
+
+@functools.lru_cache(maxsize=None)
+def lut(kind: str, entries: int, lo: float, hi: float, frac_bits: int) -> np.ndarray:
+    """The int16 table of ``kind`` ("sigmoid" or "tanh") over [lo, hi): ``entries`` bins, entry
+    ``round_half_even(f(bin centre) * 2^frac_bits)``, computed on the host in float64."""
+    width = (hi - lo) / entries
+    centre = lo + (np.arange(entries, dtype=np.float64) + 0.5) * width
+    f = 1.0 / (1.0 + np.exp(-centre)) if kind == "sigmoid" else np.tanh(centre)
+    table = to_fixed(f, frac_bits, Rounding.HALF_EVEN, -32768, 32767).astype(np.int16)
+    table.flags.writeable = False
+    return table

@@ -5,6 +5,9 @@ Each surrogate is a frozen dataclass (hashable, so it is static under ``jax.jit`
 returns d spike / d x. ``scale`` lets one surrogate serve a float model (scale 1) and its QAT
 version, whose membrane lives in integer weight units (scale = the layer's weight scale).
 
+The EGRU's event (:func:`event`) is the same kind of step, ``c > theta``, with its own
+pseudo-derivative ``gamma * max(0, 1 - slope |c - theta|)`` (:func:`pseudo_derivative`).
+
     >>> import jax, jax.numpy as jnp
     >>> from s2jax.surrogates import FastSigmoid, spike
     >>> jax.grad(lambda v: spike(v, 1.0, FastSigmoid(slope=10.0)))(jnp.float32(1.0))
@@ -21,7 +24,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["FastSigmoid", "Arctan", "Triangle", "Boxcar", "SuperSpike", "Custom", "spike", "REGISTRY"]
+__all__ = ["FastSigmoid", "Arctan", "Triangle", "Boxcar", "SuperSpike", "Custom", "spike", "REGISTRY",
+           "pseudo_derivative", "event"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,22 @@ def _spike(surrogate, strict):
         return f(v, threshold, scale), (g * (dv - dthr)).astype(v.dtype)
 
     return f
+
+
+def pseudo_derivative(x, gamma, slope):
+    """``gamma * max(0, 1 - slope * |x|)`` with ``x = c - theta`` (the EGRU's d o / d c)."""
+    return gamma * jnp.maximum(0.0, 1.0 - slope * jnp.abs(x))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def event(c, theta, gamma, slope):
+    """``c > theta`` as 0/1 in c's dtype; its derivative is :func:`pseudo_derivative` (in c, minus it
+    in theta)."""
+    return (c > theta).astype(c.dtype)
+
+
+@event.defjvp
+def _event_jvp(gamma, slope, primals, tangents):
+    c, theta = primals
+    dc, dtheta = tangents
+    return event(c, theta, gamma, slope), pseudo_derivative(c - theta, gamma, slope) * (dc - dtheta)

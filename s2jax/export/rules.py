@@ -34,6 +34,10 @@ Rules (name: what it checks):
   more PEs than the mapper places (``mapping.MAX_MAPPED_PES``) is reported here without being mapped.
 - ``routing_entries``: each chip's routing entries fit ``routing_entries_per_chip``.
 - ``conv_target``: conv projections only into ``lif_conv2d`` populations.
+- layer rules (``layer_rules``): each :class:`~s2jax.qnet.Layer` is checked by its kind's own rules
+  (``egru_weight_range``, ``egru_exponent_range``, ``egru_threshold_range``, ``egru_accumulator``,
+  ``egru_finite``; ``mac_accumulator`` for the MAC-array layers: :mod:`s2jax.kinds.egru`,
+  :mod:`s2jax.kinds.mla`); layers are mapped by their kind's SRAM bytes per unit (``sram_per_pe``).
 - ``projection_endpoints``: projections connect populations of the network, pre and post indices
   inside them, and only neuron models receive synapses.
 - graph rules (``nir_node_type``, ``nir_consecutive_weights``, ``nir_unweighted_edge``): node types
@@ -53,6 +57,7 @@ from s2jax.qnet import (DECAY_RANGE, MAX_POPULATION_SIZE, Conv2DProjection, Netw
                         parameter_error, population_size_error)
 from s2jax import kinds
 from s2jax.export import nir as nir_nodes
+from s2jax.kinds.mla import conv_accumulator_bound
 from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "MAPPING_BLOCKERS",
@@ -230,16 +235,22 @@ def mac_accumulator(net: Network, spec: ChipSpec) -> list[Violation]:
     for proj in net.projections:
         if not isinstance(proj, Conv2DProjection):
             continue
-        c_in, _, kh, kw = proj.weights.shape
-        cp = proj.conv_params
-        w_max = int(np.abs(np.asarray(proj.weights, np.int64)).max(initial=0))
-        acc = c_in * kh * kw * cp["pool_x"] * cp["pool_y"] * w_max
+        acc = conv_accumulator_bound(proj)
         if acc > limit:
             where = _proj_name(proj)
             out.append(Violation(
                 "mac_accumulator", where, acc, limit,
                 f"{where}: accumulator bound C_in*kH*kW*pool*max|w| = {acc:,} exceeds the "
                 f"{spec.mla_accumulator_bits}-bit MAC accumulator ({limit:,})"))
+    return out
+
+
+def layer_rules(net: Network, spec: ChipSpec) -> list[Violation]:
+    """Every layer's own design rules, as its kind declares them (:class:`s2jax.kinds.LayerKind`)."""
+    out = []
+    for layer in net.layers:
+        for rule, value, limit, message in layer.kind.rules(layer, spec):
+            out.append(Violation(rule, f"layer {layer.name!r}", value, limit, message))
     return out
 
 
@@ -298,9 +309,10 @@ def atoms_per_core(net: Network, spec: ChipSpec) -> list[Violation]:
 def sram_per_pe(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Violation]:
     out = []
     limit = spec.sram_data_bytes_per_pe
+    layers = {layer.name for layer in net.layers}
     for p in mapping.placements:
         if p.sram_bytes > limit:
-            where = f"population {p.population!r}"
+            where = f"{'layer' if p.population in layers else 'population'} {p.population!r}"
             out.append(Violation(
                 "sram_per_pe", where, p.sram_bytes, limit,
                 f"{where}: neurons {p.start}..{p.stop - 1} on chip {p.chip} PE {p.pe} need {p.sram_bytes:,} bytes "
@@ -327,7 +339,7 @@ def routing_entries(net: Network, spec: ChipSpec, mapping: Mapping) -> list[Viol
 
 
 NETWORK_RULES = (population_size, parameters, decay_range, weight_range, delays, exact_input_sum, mac_accumulator,
-                 conv_target, projection_endpoints, atoms_per_core)
+                 conv_target, projection_endpoints, atoms_per_core, layer_rules)
 MAPPING_RULES = (sram_per_pe, routing_entries)
 RULES = NETWORK_RULES[:1] + (neuron_model,) + NETWORK_RULES[1:] + MAPPING_RULES + (chips,)
 MAPPING_BLOCKERS = ("population_size", "neuron_model", "projection_endpoints")

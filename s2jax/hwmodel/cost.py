@@ -72,12 +72,52 @@ def _conv_macs(proj: Conv2DProjection) -> int:
     return int(c_out * proj.out_height * proj.out_width * c_in * kh * kw)
 
 
+def _layer_cost(net: Network, trace, spec: ChipSpec, mapping: Mapping) -> CostEstimate:
+    """The cost of a network of layers, from the counts each layer's kind declares."""
+    if net.populations:
+        raise ValueError(f"network {net.name!r} holds both populations and layers; the cost model takes one or "
+                         f"the other (mixed networks are not supported yet)")
+    names = [layer.name for layer in net.layers]
+    if trace is not None:
+        if tuple(trace.names) != tuple(names):
+            raise ValueError(f"the trace is of {list(trace.names)}, the network has layers {names}")
+        ev = np.asarray(trace.synaptic_events, np.float64)
+        events = ev.reshape(-1, ev.shape[-1]).mean(axis=0)
+    else:
+        events = [layer.kind.synapses(layer.arrays, layer.settings) for layer in net.layers]
+    per = {layer.name: {"events": float(e), "updates": int(layer.kind.updates(layer.arrays, layer.settings)),
+                        "macs": int(layer.kind.macs(layer.arrays, layer.settings))}
+           for layer, e in zip(net.layers, events)}
+    return _total(per, {layer.name: layer.size for layer in net.layers}, mapping, spec, trace is None)
+
+
+def _total(per: dict, sizes: dict, mapping: Mapping, spec: ChipSpec, worst_case: bool) -> CostEstimate:
+    """Busiest PE, energy and totals of per-node counts ``{name: {"events", "updates", "macs"}}``."""
+    worst = 0.0
+    for p in mapping.placements:
+        share = p.size / sizes[p.population]
+        a = per[p.population]
+        cycles = (share * a["events"] * spec.cycles_per_synaptic_event
+                  + (p.size if a["updates"] else 0) * spec.cycles_per_neuron_update
+                  + share * a["macs"] / spec.macs_per_pe)
+        worst = max(worst, cycles / spec.pe_clock_hz)
+    events = sum(a["events"] for a in per.values())
+    updates = sum(a["updates"] for a in per.values())
+    macs = sum(a["macs"] for a in per.values())
+    energy = (events * spec.energy_per_synaptic_event_j + updates * spec.energy_per_neuron_update_j
+              + macs * spec.energy_per_mac_j + mapping.pes * spec.static_power_per_pe_w * spec.tick_s)
+    return CostEstimate(float(events), int(updates), int(macs), mapping.pes, mapping.chips, float(worst),
+                        float(energy), spec.tick_s, worst_case, per)
+
+
 def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping: Mapping | None = None
                   ) -> CostEstimate:
     """Cost of one tick of ``net`` (per sample), from ``trace`` (a ``Trace`` of ``hwmodel.run``)
     or, when ``trace`` is None, for the worst case of every synapse active every tick. Sizes are
     checked by :func:`~s2jax.hwmodel.mapping.map_to_cores` before anything is allocated."""
     mapping = mapping or map_to_cores(net, spec)
+    if net.layers:
+        return _layer_cost(net, trace, spec, mapping)
     names = [p.name for p in net.populations]
     if trace is not None:
         if tuple(trace.names) != tuple(names):
@@ -100,19 +140,5 @@ def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping
                              "updates": 0 if kinds.get(pop.neuron_model).is_input else pop.size,
                              "macs": macs[pop.name]}
 
-    worst = 0.0
     sizes = {pop.name: pop.size for pop in net.populations}
-    for p in mapping.placements:
-        share = p.size / (sizes.get(p.population) or net.population(p.population).size)
-        a = per_pop[p.population]
-        cycles = (share * a["events"] * spec.cycles_per_synaptic_event
-                  + (p.size if a["updates"] else 0) * spec.cycles_per_neuron_update
-                  + share * a["macs"] / spec.macs_per_pe)
-        worst = max(worst, cycles / spec.pe_clock_hz)
-    total_events = sum(a["events"] for a in per_pop.values())
-    total_updates = sum(a["updates"] for a in per_pop.values())
-    total_macs = sum(a["macs"] for a in per_pop.values())
-    energy = (total_events * spec.energy_per_synaptic_event_j + total_updates * spec.energy_per_neuron_update_j
-              + total_macs * spec.energy_per_mac_j + mapping.pes * spec.static_power_per_pe_w * spec.tick_s)
-    return CostEstimate(float(total_events), int(total_updates), int(total_macs), mapping.pes, mapping.chips,
-                        float(worst), float(energy), spec.tick_s, trace is None, per_pop)
+    return _total(per_pop, sizes, mapping, spec, trace is None)

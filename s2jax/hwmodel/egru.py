@@ -1,4 +1,6 @@
-"""The chip model of EGRU layers: ``run_egru(layers, inputs, profile)``, bit-exact, jittable, batched.
+"""EGRU layers on the chip model: :func:`egru_network` makes the ``qnet.Network`` of a stack of
+:class:`~s2jax.egru.EGRULayer` data, which :func:`s2jax.hwmodel.run` runs; ``run_egru(layers,
+inputs, profile)``, the earlier entry point, is now that call (deprecated).
 
 The layers are :class:`~s2jax.egru.EGRULayer` data (``s2jax.quant.egru.quantize_egru`` makes them;
 the class lives in :mod:`s2jax.egru` so quantization does not depend on the chip model). Each
@@ -24,15 +26,17 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-import jax
+import warnings
+
 import jax.numpy as jnp
-from jax import lax
 
 from s2jax.dynamics import profile_name
-from s2jax.egru import EGRULayer, EGRUState, egru_numerics, egru_step
+from s2jax.egru import EGRULayer
+from s2jax.numerics import numerics_for
+from s2jax.qnet.layer import egru_network
 from s2jax.spec import SPINNAKER2, ChipSpec
 
-__all__ = ["EGRULayer", "EGRUTrace", "run_egru"]
+__all__ = ["EGRULayer", "EGRUTrace", "egru_network", "run_egru"]
 
 
 class EGRUTrace(NamedTuple):
@@ -65,29 +69,25 @@ def _check(layers, inputs, profile):
 
 
 def run_egru(layers: Sequence[EGRULayer], inputs, profile: str = "fixed", spec: ChipSpec = SPINNAKER2) -> EGRUTrace:
-    """Run a stack of EGRU layers on ``inputs`` ``(B, T, I)`` (int16 Q3.12 for "fixed", float32 for
-    "float32"; "int" is the earlier name of "fixed"). Jit with ``static_argnames=("profile", "spec")``."""
+    """Deprecated: ``hwmodel.run(egru_network(layers), inputs)`` (a :class:`~s2jax.hwmodel.Trace`).
+
+    Runs a stack of EGRU layers on ``inputs`` ``(B, T, I)`` (int16 Q3.12 for "fixed", float32 for
+    "float32"; "int" is the earlier name of "fixed") and returns the same numbers as an
+    :class:`EGRUTrace`. Jit with ``static_argnames=("profile", "spec")``."""
+    warnings.warn("run_egru is deprecated: use hwmodel.run(hwmodel.egru_network(layers), inputs)",
+                  DeprecationWarning, stacklevel=2)
+    from s2jax.hwmodel.layers import Node, scan_layers
+    from s2jax.kinds import get_layer
+    from s2jax.kinds.egru import ARRAYS
+
     profile = profile_name(profile, ("float32", "fixed"))
     layers = [EGRULayer(*layer) for layer in layers]
     inputs = jnp.asarray(inputs)
     _check(layers, inputs, profile)
-    num = egru_numerics(profile, spec)
-
-    def one_sequence(x):  # (T, I) -> per layer (T, H) outputs and states
-        outputs, states = [], []
-        for layer in layers:
-            p = layer.params()
-            zero = jnp.zeros(p.theta.shape, num.state_dtype)
-
-            def tick(s, x_t, p=p):
-                s, _ = egru_step(p, s, x_t, num)
-                return s, s
-
-            _, traj = lax.scan(tick, EGRUState(zero, zero), x)
-            outputs.append(traj.y)
-            states.append(traj)
-            x = traj.y
-        return tuple(outputs), tuple(states)
-
-    outputs, states = jax.vmap(one_sequence)(inputs)
-    return EGRUTrace(outputs, tuple(y > 0 for y in outputs), states)
+    kind = get_layer("egru")  # the layers' arrays may be traced: no qnet.Layer (which checks values) here
+    names = [f"egru{k}" for k in range(len(layers))]
+    nodes = [Node(n, kind, {}, names[k - 1] if k else None) for k, n in enumerate(names)]
+    arrays = [{k: jnp.asarray(a) for k, a in zip(ARRAYS, layer) if a is not None} for layer in layers]
+    values, states, _ = scan_layers(nodes, arrays, inputs, [numerics_for(profile, spec)] * len(layers))
+    trace_events = tuple(kind.events(values[n]) for n in names)
+    return EGRUTrace(tuple(values[n] for n in names), trace_events, tuple(states[n] for n in names))

@@ -299,9 +299,23 @@ def _conv_pairs(proj: Conv2DProjection, pre_starts: np.ndarray, post_starts: np.
     return np.asarray(pairs, np.int64).reshape(-1, 2)
 
 
+def _layer_slices(layer, spec: ChipSpec):
+    """Consecutive ``(start, stop, bytes)`` slices of a layer's output units: as many units per PE as
+    its kind's atoms per core and the PE's SRAM allow (never below one)."""
+    unit = max(1, int(layer.kind.unit_bytes(layer.arrays, layer.settings, spec)))
+    cap = max(1, min(int(layer.kind.atoms_per_core), spec.sram_data_bytes_per_pe // unit))
+    return [(a, min(a + cap, layer.size), unit * (min(a + cap, layer.size) - a)) for a in range(0, layer.size, cap)]
+
+
 def _routes(net: Network, first: dict, starts: dict, n_placements: int, spec: ChipSpec):
-    """Routing entries of every source placement (see rule 4 of the module docstring)."""
+    """Routing entries of every source placement (see rule 4 of the module docstring); a layer's
+    outputs go to every placement of each layer that reads it."""
     keys = []
+    for layer in net.layers:
+        if layer.pre is not None:
+            src = first[id(layer.pre)] + np.arange(len(starts[id(layer.pre)]))
+            dst = first[id(layer)] + np.arange(len(starts[id(layer)]))
+            keys.append((src[:, None] * n_placements + dst[None, :]).reshape(-1))
     for proj in net.projections:
         pre_starts, post_starts = starts[id(proj.pre)], starts[id(proj.post)]
         if isinstance(proj, Conv2DProjection):
@@ -332,7 +346,8 @@ def _routes(net: Network, first: dict, starts: dict, n_placements: int, spec: Ch
 
 
 def map_to_cores(net: Network, spec: ChipSpec = SPINNAKER2) -> Mapping:
-    """Slice every population onto PEs and count SRAM bytes and routing entries (module docstring).
+    """Slice every population (then every layer, by its kind's SRAM bytes per unit and atoms per
+    core) onto PEs and count SRAM bytes and routing entries (module docstring).
 
     Raises ``ValueError`` only for a malformed network (a projection to a population that was not
     added) and :class:`MappingSizeError` for sizes beyond what the mapper places (a population size
@@ -363,6 +378,18 @@ def map_to_cores(net: Network, spec: ChipSpec = SPINNAKER2) -> Mapping:
         for start, stop, nb, sb in slices:
             i = len(placements)
             placements.append(Placement(pop.name, start, stop, i // spec.pes_per_chip, i % spec.pes_per_chip, nb, sb))
+    for layer in net.layers:
+        slices = _layer_slices(layer, spec)
+        if len(placements) + len(slices) > MAX_MAPPED_PES:
+            raise MappingSizeError(f"network {net.name!r}: needs more than {MAX_MAPPED_PES:,} PEs (layer "
+                                   f"{layer.name!r} alone takes {len(slices):,}), over the {MAX_MAPPED_PES:,} "
+                                   f"PEs the mapper places (MAX_MAPPED_PES)", len(placements) + len(slices))
+        first[id(layer)] = len(placements)
+        starts[id(layer)] = np.array([a for a, *_ in slices], np.int64)
+        for start, stop, nb in slices:
+            i = len(placements)
+            placements.append(Placement(layer.name, start, stop, i // spec.pes_per_chip, i % spec.pes_per_chip, nb, 0))
     routes, counts = _routes(net, first, starts, len(placements), spec)
-    models = tuple((p.name, p.neuron_model) for p in net.populations)
+    models = tuple((p.name, p.neuron_model) for p in net.populations) + tuple(
+        (layer.name, layer.kind.name) for layer in net.layers)
     return Mapping(tuple(placements), counts, spec, models, routes)

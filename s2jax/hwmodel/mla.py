@@ -19,18 +19,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from s2jax.fixedpoint import requantize
+from s2jax.kinds.mla import output_dtype
 from s2jax.spec import SPINNAKER2, Rounding
 
 __all__ = ["dense", "conv2d", "output_dtype"]
-
-
-def output_dtype(lo: int, hi: int):
-    """Narrowest integer dtype that holds [lo, hi]."""
-    for dt in (jnp.int8, jnp.uint8, jnp.int16, jnp.uint16):
-        info = jnp.iinfo(dt)
-        if info.min <= lo and hi <= info.max:
-            return dt
-    return jnp.int32
 
 
 def _check_operands(x, w, where):

@@ -3,7 +3,8 @@
 Each parameter is converted by its class (:data:`s2jax.kinds.PARAM_CLASSES`): "value" parameters are
 float32 (subnormals flushed, as the chip) or s16.15 integers; "decay" parameters float32 or unsigned
 0.16; "ticks" int32; "reset" a flag (True: reset by subtraction). The host-side rounding onto the
-fixed-point grid is the spec's ``fixed_param_rounding``.
+fixed-point grid is the spec's ``fixed_param_rounding``, through :func:`s2jax.fixedpoint.to_fixed`
+(the conversion the QAT layers use).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from s2jax import kinds
-from s2jax.fixedpoint import INT32_MAX, INT32_MIN, round_host
+from s2jax.fixedpoint import INT32_MAX, INT32_MIN, to_fixed
 from s2jax.qnet import Population, decay_violations
 from s2jax.spec import ChipSpec
 
@@ -20,14 +21,14 @@ __all__ = ["flush_subnormals", "param_values", "block_params"]
 
 def _to_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
     """A float parameter on the s16.15 grid (host rounding named by the spec)."""
-    x = pop.param_array(key).astype(np.float64) * 2.0**spec.fixed_v_frac_bits
+    values = pop.param_array(key)
+    q = to_fixed(np.where(np.isfinite(values), values, 0.0), spec.fixed_v_frac_bits, spec.fixed_param_rounding)
+    bad = ~np.isfinite(values) | (q < INT32_MIN) | (q > INT32_MAX)
     if key == "threshold":
         # A threshold above the int32 range can never be crossed: keep it unreachable.
-        x = np.where(x >= INT32_MAX, INT32_MAX, x)
-    q = round_host(np.where(np.isfinite(x), x, 0.0), spec.fixed_param_rounding)
-    bad = ~np.isfinite(x) | (q < INT32_MIN) | (q > INT32_MAX)
-    if key == "threshold":
-        bad = bad & ~(x >= INT32_MAX)
+        unreachable = values.astype(np.float64) * 2.0**spec.fixed_v_frac_bits >= INT32_MAX
+        q = np.where(unreachable, INT32_MAX, q)
+        bad = bad & ~unreachable
     if np.any(bad):
         value = pop.param_array(key)[np.argmax(bad)]
         limit = 2.0 ** (31 - spec.fixed_v_frac_bits)
@@ -45,8 +46,7 @@ def _decay_fixed(pop: Population, key: str, spec: ChipSpec) -> np.ndarray:
     if bad:
         raise ValueError(f"{bad[0]}; the fixed-point profile stores decays as unsigned "
                          f"0.{spec.fixed_decay_frac_bits}")
-    a = pop.param_array(key).astype(np.float64)
-    return round_host(a * 2.0**spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
+    return to_fixed(pop.param_array(key), spec.fixed_decay_frac_bits, spec.fixed_param_rounding).astype(np.int32)
 
 
 def flush_subnormals(x: np.ndarray) -> np.ndarray:

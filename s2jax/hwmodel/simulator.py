@@ -41,6 +41,11 @@ class Trace:
     event per input spike and non-zero kernel tap);
     ``neuron_updates``: ``(P,)`` neuron updates per tick per population (its size; inputs 0);
     ``names``: population names (the network's order) along the last axis.
+
+    A network of :class:`~s2jax.qnet.Layer` nodes (EGRU, MAC-array layers; :mod:`s2jax.hwmodel.layers`)
+    records, per layer name: ``values`` its outputs ``(B, T, *out_shape)`` (EGRU: the graded events
+    ``y``, int16 Q3.12 or float32), ``spikes`` where an output was sent, ``states`` its state after
+    every tick (EGRU: an ``EGRUState`` of ``(B, T, H)`` arrays); ``voltages`` is empty.
     """
 
     spikes: dict
@@ -48,10 +53,13 @@ class Trace:
     synaptic_events: jnp.ndarray
     neuron_updates: jnp.ndarray
     names: tuple = field(metadata=dict(static=True))
+    values: dict = field(default_factory=dict)
+    states: dict = field(default_factory=dict)
 
 
 jax.tree_util.register_dataclass(
-    Trace, data_fields=["spikes", "voltages", "synaptic_events", "neuron_updates"], meta_fields=["names"]
+    Trace, data_fields=["spikes", "voltages", "synaptic_events", "neuron_updates", "values", "states"],
+    meta_fields=["names"]
 )
 
 
@@ -241,7 +249,7 @@ def _input_array(lay, inputs, timesteps, max_bytes=None):
     return jnp.zeros((1, timesteps, 0), bool)
 
 
-def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None, profile: str = "float32",
+def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None, profile: str | None = None,
         spec: ChipSpec = SPINNAKER2, record: str = "flags", max_bytes: int | None = None):
     """Run the chip model on a batch; returns ``(outputs, trace)``.
 
@@ -255,7 +263,18 @@ def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None
     (:func:`check_run_size`: batch x timesteps x what is recorded plus the inputs) are checked
     against ``max_bytes`` (default :data:`MAX_RUN_BYTES`); a larger run raises a ``ValueError``
     naming the timesteps, the estimate and the limit.
+
+    ``profile``: "float32" (default) or "fixed" for populations. A network of
+    :class:`~s2jax.qnet.Layer` nodes (EGRU, MAC-array layers) runs in the profile its arrays are
+    stored for (``profile``, when given, must match) on ``inputs`` ``(B, T, *features)``;
+    ``outputs`` are then the values of every layer no other layer reads
+    (:func:`s2jax.hwmodel.layers.run_layers`).
     """
+    if isinstance(net, Network) and net.layers:
+        from s2jax.hwmodel.layers import run_layers
+
+        return run_layers(net, inputs, profile=profile, spec=spec, max_bytes=max_bytes)
+    profile = "float32" if profile is None else profile
     if timesteps is not None:
         timesteps = _positive_int(timesteps, "timesteps")
     if not isinstance(net, ChipProgram):

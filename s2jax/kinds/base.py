@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-__all__ = ["Block", "NeuronKind", "PARAM_CLASSES", "register", "get", "names", "neuron_names", "input_names",
-           "block", "blocks", "unregister"]
+__all__ = ["Block", "NeuronKind", "LayerKind", "PARAM_CLASSES", "register", "get", "get_layer", "names", "neuron_names",
+           "input_names", "layer_names", "block", "blocks", "unregister"]
 
 #: How a parameter is stored on the chip, which fixes its conversion in the chip model:
 #: "value": a float32 (float32 profile) or an s16.15 integer (fixed profile), like the membrane;
@@ -108,17 +108,78 @@ class NeuronKind:
         return tuple(k for k, c in self.param_classes.items() if c == cls)
 
 
+@dataclass(frozen=True)
+class LayerKind:
+    """One layer kind of the hand-off format (:class:`s2jax.qnet.Layer`'s ``kind``): a node that
+    stores its own arrays (weights, biases, thresholds) and maps one input tensor per tick to one
+    output tensor, with or without state (EGRU layers, the MAC array's dense and conv layers).
+
+    A layer holds ``arrays`` (name -> NumPy array) and ``settings`` (name -> a JSON value); the kind says:
+
+    ``arrays``: every array name and a one-line description of its dtype and shape;
+    ``settings``: every setting and its default;
+    ``shape(arrays, settings) -> (in_shape, out_shape, profile)``: checks the arrays (dtypes,
+    shapes; ``ValueError`` naming the array and what it must be) and returns the per-tick input and
+    output shapes and the chip profile the arrays are stored for ("float32" or "fixed");
+    ``input_dtype(settings, profile)``, ``output_dtype(settings, profile)``: the dtypes of the inputs
+    it consumes and of the outputs it gives (a layer reading another must consume what it gives);
+    ``init_state(arrays, settings, numerics)`` and
+    ``step(arrays, settings, state, x, numerics) -> (state, y)``: one tick for one sample, with the
+    arithmetic of ``numerics`` (:mod:`s2jax.numerics`), what the chip model scans;
+    ``events(y)``: where an output is sent (bool, ``y``'s shape);
+    ``synaptic_events(arrays, x, state)``: synaptic events of one tick (int32), for the trace and the cost;
+    ``synapses(arrays, settings)``: the synapses it stores (the worst case of ``synaptic_events``);
+    ``updates(arrays, settings)``: units updated per tick; ``macs(arrays, settings)``: MAC-array
+    multiply-accumulates per tick;
+    ``rules(layer, spec) -> [(rule, value, limit, message), ...]``: its design rules;
+    ``unit_bytes(arrays, settings, spec)``: SRAM bytes per output unit on a PE (weights, state);
+    ``atoms_per_core``: output units per PE at most; ``codecs``: per file format, the kind's codec
+    (a format refuses a kind without one, naming it); ``doc``: one line for listings."""
+
+    name: str
+    doc: str
+    arrays: Mapping[str, str]
+    shape: Callable
+    input_dtype: Callable[[Any, str], Any]
+    output_dtype: Callable[[Any, str], Any]
+    init_state: Callable
+    step: Callable
+    events: Callable
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    synaptic_events: Callable = lambda arrays, x, state: 0
+    synapses: Callable = lambda arrays, settings: 0
+    updates: Callable = lambda arrays, settings: 0
+    macs: Callable = lambda arrays, settings: 0
+    rules: Callable = lambda layer, spec: []
+    unit_bytes: Callable = lambda arrays, settings, spec: 0
+    atoms_per_core: int = 250
+    codecs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("arrays", "settings", "codecs"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+
 _KINDS: dict[str, NeuronKind] = {}
 _BLOCKS: dict[str, Block] = {}
+_LAYERS: dict[str, LayerKind] = {}
 
 
-def register(kind: NeuronKind, *, replace: bool = False) -> NeuronKind:
-    """Add ``kind`` to the registry (every module of the package reads kinds from here); with
+def register(kind: NeuronKind | LayerKind, *, replace: bool = False) -> NeuronKind | LayerKind:
+    """Add ``kind`` (a neuron or a layer kind; names are unique across both) to the registry (every module of the package reads kinds from here); with
     ``replace=True`` a kind of the same name is unregistered first. Kinds that name the same block
     must pass the same :class:`Block` object and agree on its inputs: the same synaptic channels and
     the same parameter classes (one state vector, one step, one parameter conversion for all).
     Programs compiled before a kind is replaced keep the block they were compiled with. Returns the
     kind."""
+    if kind.name in (_LAYERS if isinstance(kind, NeuronKind) else _KINDS):
+        raise ValueError(f"{kind.name!r} is already registered as a {'layer' if kind.name in _LAYERS else 'neuron'} "
+                         f"kind")
+    if isinstance(kind, LayerKind):
+        if kind.name in _LAYERS and not replace:
+            raise ValueError(f"a layer kind named {kind.name!r} is already registered")
+        _LAYERS[kind.name] = kind
+        return kind
     if kind.name in _KINDS:
         if not replace:
             raise ValueError(f"a neuron kind named {kind.name!r} is already registered")
@@ -140,6 +201,9 @@ def register(kind: NeuronKind, *, replace: bool = False) -> NeuronKind:
 
 def unregister(name: str) -> None:
     """Remove a kind (and its block when no other kind uses it); for tests and experiments."""
+    if name in _LAYERS:
+        del _LAYERS[name]
+        return
     kind = _KINDS.pop(name)
     if kind.block is not None and not any(k.block is kind.block for k in _KINDS.values()):
         del _BLOCKS[kind.block.name]
@@ -150,7 +214,21 @@ def get(name: str) -> NeuronKind:
     try:
         return _KINDS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown neuron model {name!r}; known models: {list(_KINDS)}") from None
+        hint = f" ({name!r} is a layer kind: a qnet.Layer, not a Population)" if name in _LAYERS else ""
+        raise ValueError(f"unknown neuron model {name!r}{hint}; known models: {list(_KINDS)}") from None
+
+
+def get_layer(name: str) -> LayerKind:
+    """The layer kind named ``name``; ``ValueError`` listing the known layer kinds otherwise."""
+    try:
+        return _LAYERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown layer kind {name!r}; known layer kinds: {list(_LAYERS)}") from None
+
+
+def layer_names() -> tuple[str, ...]:
+    """Every registered layer kind, in registration order."""
+    return tuple(_LAYERS)
 
 
 def names() -> tuple[str, ...]:

@@ -1,10 +1,11 @@
 """EGRU layers: the ``EGRU`` recurrent cell, the multi-layer ``EGRUStack``, pruning and CSR rows.
 
 ``EGRU`` holds only parameters and calls :func:`s2jax.egru.egru_step` (equations, shapes and the
-integer format are in :mod:`s2jax.egru`) with its numerics: :class:`~s2jax.egru.EGRUFloat` for
-float training, the chip's after ``s2jax.quant.egru.qat_egru``. It follows the Flax contract
-``cell(carry, x) -> (carry, y)`` with ``initialize_carry``, so it runs inside ``nnx.RNN``;
-``y`` is the graded event output ``(..., H)`` (float32; ``y > 0`` exactly on an event).
+integer format are in :mod:`s2jax.egru`) with its numerics (:mod:`s2jax.numerics`):
+:class:`~s2jax.numerics.FloatNumerics` for float training, the chip's after ``s2jax.quant.qat``.
+It follows the Flax contract ``cell(carry, x) -> (carry, y)`` with ``initialize_carry``, so it runs
+inside ``nnx.RNN``; ``y`` is the graded event output ``(..., H)`` (float32; ``y > 0`` exactly on an
+event).
 
 Parameters: ``w_in`` ``(I, 3H)``, ``w_rec`` ``(H, 3H)`` (columns ``[z | r | g]``), ``bias``
 ``(3H,)`` = ``[b_z | b_r | b_xg]``, ``b_rg`` ``(H,)``, ``theta`` ``(H,)`` (learnable, used clamped
@@ -14,7 +15,8 @@ QAT, quantization), so pruned weights stay zero and get no gradient.
 Integer QAT (``profile="fixed"``): the cell runs the exact integer step and, beside it, a float
 shadow of the same step on the dequantized parameters, resynchronized to the integer state every
 tick; outputs carry the integer values (as float32, ``q / 2^12``) and the shadow's gradient
-(straight-through). The carry is then ``(integer EGRUState, float EGRUState)``.
+(:func:`s2jax.numerics.straight_through`). The carry is then ``(integer EGRUState, float
+EGRUState)``, both from :func:`s2jax.egru.zero_state`.
 
 Regularizers (training only; the chip has neither, and ``model.eval()`` turns both off, so an
 evaluated cell is exactly the chip's step): ``dropout`` on the cell's inputs and ``zoneout`` (each
@@ -40,8 +42,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from s2jax.egru import (EGRUFloat, EGRUInt, EGRUParams, EGRUState, egru_step, event, pseudo_derivative,
-                        straight_through)
+from s2jax.egru import EGRUParams, EGRUState, egru_step, event, pseudo_derivative, zero_state
+from s2jax.numerics import FloatNumerics, straight_through
 
 __all__ = ["EGRU", "EGRUStack", "EGRUStackOutput", "egru_cells", "prune", "CSR", "to_csr", "from_csr", "event",
            "pseudo_derivative"]
@@ -78,8 +80,8 @@ class EGRU(nnx.Module):
         self.mask_in = nnx.data(None)  # set by prune(): fixed 0/1 masks of the kernels
         self.mask_rec = nnx.data(None)
         self.gamma, self.slope = float(gamma), float(slope)
-        self.numerics = EGRUFloat(self.gamma, self.slope)
-        self.quantizer = None  # set by s2jax.quant.egru.qat_egru for the integer profile
+        self.numerics = self._float_numerics()
+        self.quantizer = None  # set by s2jax.quant.qat for the integer profile
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.zoneout = float(zoneout)
         self.zoneout_rngs = rngs.dropout.fork() if zoneout > 0 else nnx.data(None)
@@ -100,6 +102,10 @@ class EGRU(nnx.Module):
     def profile(self) -> str:
         return self.numerics.name
 
+    def _float_numerics(self) -> FloatNumerics:
+        """Float training numerics; also the integer profile's shadow."""
+        return FloatNumerics(gamma=self.gamma, slope=self.slope)
+
     @property
     def num_feature_axes(self) -> int:
         return 1
@@ -108,25 +114,24 @@ class EGRU(nnx.Module):
 
     def initialize_carry(self, input_shape, rngs=None):
         shape = (*tuple(input_shape)[:-1], self.hidden_features)
-        zero = EGRUState(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32))
-        if isinstance(self.numerics, EGRUInt):
-            return EGRUState(jnp.zeros(shape, jnp.int16), jnp.zeros(shape, jnp.int16)), zero
-        return zero
+        if self.profile == "fixed":
+            return zero_state(shape, self.numerics), zero_state(shape, self._float_numerics())
+        return zero_state(shape, self.numerics)
 
     def __call__(self, carry, x):
         x = self.dropout(jnp.asarray(x, jnp.float32), deterministic=self.deterministic)
         keep = self._zoneout_mask(x.shape[:-1])
-        if not isinstance(self.numerics, EGRUInt):
+        if self.profile != "fixed":
             new, y = egru_step(self.float_params(), carry, x, self.numerics)
             return self._zone(keep, carry, new), y
         if self.quantizer is None:
-            raise ValueError("EGRU has integer numerics but no quantizer: use s2jax.quant.egru.qat_egru")
+            raise ValueError("EGRU has integer numerics but no quantizer: use s2jax.quant.qat(model, QuantConfig(profile=\"fixed\"))")
         exact, shadow = carry
         q = self.quantizer
         p_int, p_shadow = q.params(self.float_params())
         x_int, x_shadow = q.fixed(x)
         exact_new, _ = egru_step(p_int, exact, x_int, self.numerics)
-        shadow_new, _ = egru_step(p_shadow, shadow, x_shadow, EGRUFloat(self.gamma, self.slope))
+        shadow_new, _ = egru_step(p_shadow, shadow, x_shadow, self._float_numerics())
         exact_new = self._zone(keep, exact, exact_new)
         shadow_new = self._zone(keep, shadow, shadow_new)
         shadow_new = EGRUState(*(straight_through(q.dequantize(e), s) for e, s in zip(exact_new, shadow_new)))

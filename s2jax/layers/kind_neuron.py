@@ -1,7 +1,7 @@
 """``Neuron``: a layer of any registered neuron kind, stepped by the kind's own chip-model block.
 
 The cell holds the kind's declared parameters (:mod:`s2jax.kinds`) and calls
-``kind.block.step`` with the numerics it is given: :class:`~s2jax.dynamics.FloatNumerics` for float
+``kind.block.step`` with the numerics it is given: :class:`~s2jax.numerics.FloatNumerics` for float
 training, the chip numerics after :func:`s2jax.quant.qat`. Since the chip model steps the same
 function with the same numerics, the QAT forward pass equals the chip model by construction: a kind
 added to the registry trains, fine-tunes and quantizes with no code of its own here.
@@ -10,8 +10,9 @@ Chip units after ``qat``: every parameter of class "value" (threshold, offsets, 
 membranes) is multiplied by the input synapse's weight scale (one rounded float32 product; the
 threshold also by a learnable threshold scale with adaptive threshold scaling); "decay" parameters
 are clipped to [0, 1]; "ticks" and "reset" parameters are taken as they are. In the fixed profile the
-values are then rounded onto s16.15 and the decays onto unsigned 0.16, and the cell runs the exact
-integer step beside a float32 shadow that provides the gradient (the forward value is the integer
+values are then rounded onto s16.15 and the decays onto unsigned 0.16 (the spec's
+``fixed_param_rounding``), and the cell runs the exact integer step beside a float32 shadow that
+provides the gradient (:func:`s2jax.numerics.straight_through`: the forward value is the integer
 one), as :class:`~s2jax.layers.LIF` does.
 
 Example::
@@ -31,11 +32,10 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax import lax
 
 from s2jax import kinds
-from s2jax.dynamics import ChipFixed, ChipFloat32, FloatNumerics
-from s2jax.layers.neurons import _fixed, _resync, _shape
+from s2jax.layers.neurons import _fixed, _is_fixed, _resync, _shape
+from s2jax.numerics import ChipFloat32, FloatNumerics, straight_through
 from s2jax.spec import SPINNAKER2
 from s2jax.surrogates import FastSigmoid
 
@@ -168,7 +168,7 @@ class Neuron(nnx.Module):
             cls = self.kind.param_classes[key]
             if cls == "reset":
                 out[key] = jnp.full(self.shape, x == "reset_by_subtraction")
-            elif cls != "ticks" and isinstance(numerics, ChipFixed):
+            elif cls != "ticks" and _is_fixed(numerics):
                 bits = numerics.decay_frac_bits if cls == "decay" else numerics.v_frac_bits
                 out[key] = _fixed(x, bits, numerics.param_rounding)
             else:
@@ -183,7 +183,7 @@ class Neuron(nnx.Module):
 
     def initialize_carry(self, input_shape, rngs=None):
         batch = tuple(input_shape[: len(input_shape) - len(self.shape)])
-        if isinstance(self.numerics, ChipFixed):
+        if _is_fixed(self.numerics):
             shadow = ChipFloat32(self.numerics.strict_threshold, self.surrogate)
             return self._state(batch, self.numerics, jnp.int32), self._state(batch, shadow, jnp.float32)
         return self._state(batch, self.numerics, jnp.float32)
@@ -196,7 +196,7 @@ class Neuron(nnx.Module):
 
     def __call__(self, carry, x):
         block = self.kind.block
-        if not isinstance(self.numerics, ChipFixed):
+        if not _is_fixed(self.numerics):
             numerics = self.numerics
             if self.readout and isinstance(numerics, FloatNumerics):
                 # a readout never spikes; a live reset would multiply the surrogate's zero by the
@@ -209,9 +209,9 @@ class Neuron(nnx.Module):
         exact, z_int = self._step(exact, x, self.numerics)
         shadow, z_sh = self._step(shadow, x, shadow_num)
         shadow = _resync(shadow, exact, self.numerics.v_frac_bits)
-        z = z_sh + lax.stop_gradient(z_int - z_sh)
+        z = straight_through(z_int, z_sh)
         return (exact, shadow), (block.voltage(shadow) if self.readout else z)
 
     def voltage(self, carry):
         """The chip's membrane value of a carry (raw int32 s16.15 in the fixed profile)."""
-        return self.kind.block.voltage(carry[0] if isinstance(self.numerics, ChipFixed) else carry)
+        return self.kind.block.voltage(carry[0] if _is_fixed(self.numerics) else carry)

@@ -11,9 +11,10 @@ Chip units. After ``qat`` a neuron lives in the units of its integer weights: th
 (the chip's ``i_offset``) and ``v_reset`` are multiplied by the input synapse's weight scale
 (and by a learnable threshold scale with adaptive threshold scaling), each product one rounded
 float32 operation, the same ones ``s2jax.quant.quantize`` computes for the chip. In the fixed
-profile they are then rounded to s16.15 (half to even) and the decay to unsigned 0.16; the cell
-then runs the exact integer step and, beside it, a float32 shadow of the same step that provides
-the gradient (straight-through: the forward value is always the integer one).
+profile they are then rounded to s16.15 and the decay to unsigned 0.16 (``ChipFixed.param_rounding``,
+the spec's ``fixed_param_rounding``, through :func:`s2jax.fixedpoint.to_fixed`); the cell then runs
+the exact integer step and, beside it, a float32 shadow of the same step that provides the gradient
+(:func:`s2jax.numerics.straight_through`: the forward value is always the integer one).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax import lax
 
 from s2jax import dynamics
-from s2jax.dynamics import ChipFixed, ChipFloat32, FloatNumerics
-from s2jax.fixedpoint import round_float
+from s2jax.fixedpoint import INT32_MAX, INT32_MIN, to_fixed
+from s2jax.numerics import ChipFloat32, FloatNumerics, straight_through
 from s2jax.spec import SPINNAKER2
 from s2jax.surrogates import FastSigmoid
 
@@ -45,10 +45,13 @@ def _var(value, learn):
 
 
 def _fixed(x, frac_bits, rounding):
-    """float32 -> int32 on the 2^-frac grid with the spec's parameter rounding (as the chip model's
-    host-side conversion in ``hwmodel.program``); beyond int32 saturates."""
-    y = round_float(x * jnp.float32(2.0**frac_bits), rounding)
-    return jnp.clip(y, -(2.0**31), 2.0**31 - 1).astype(jnp.int32)
+    """float32 -> int32 on the 2^-frac grid with the spec's parameter rounding (the conversion the
+    chip model's host side uses, ``hwmodel.params``); beyond int32 saturates."""
+    return to_fixed(jnp.asarray(x), frac_bits, rounding, INT32_MIN, INT32_MAX).astype(jnp.int32)
+
+
+def _is_fixed(numerics) -> bool:
+    return numerics.name == "fixed"
 
 
 class LIF(nnx.Module):
@@ -111,7 +114,7 @@ class LIF(nnx.Module):
     def params(self, numerics=None):
         numerics = numerics or self.numerics
         alpha, thr, i_off, v_reset = self.chip_values()
-        if isinstance(numerics, ChipFixed):
+        if _is_fixed(numerics):
             alpha = _fixed(alpha, numerics.decay_frac_bits, numerics.param_rounding)
             thr, i_off, v_reset = (_fixed(x, numerics.v_frac_bits, numerics.param_rounding) for x in (thr, i_off, v_reset))
         return dynamics.LIFParams(alpha, thr, i_off, v_reset, self.reset == "subtract")
@@ -136,7 +139,7 @@ class LIF(nnx.Module):
 
     def initialize_carry(self, input_shape, rngs=None):
         batch = tuple(input_shape[: len(input_shape) - len(self.shape)])
-        if isinstance(self.numerics, ChipFixed):
+        if _is_fixed(self.numerics):
             return self._zero_state(batch, jnp.int32), self._zero_state(batch, jnp.float32)
         return self._zero_state(batch, jnp.float32)
 
@@ -144,7 +147,7 @@ class LIF(nnx.Module):
         return dynamics.lif_step(params, state, x, numerics, self.scale)
 
     def __call__(self, carry, x):
-        if not isinstance(self.numerics, ChipFixed):
+        if not _is_fixed(self.numerics):
             numerics = self.numerics
             if self.readout and isinstance(numerics, FloatNumerics):
                 # a readout never spikes; a live reset would multiply the surrogate's zero by the
@@ -157,12 +160,12 @@ class LIF(nnx.Module):
         exact, z_int = self._step(self.params(), exact, x, self.numerics)
         shadow, z_sh = self._step(self.params(shadow_num), shadow, x, shadow_num)
         shadow = _resync(shadow, exact, self.numerics.v_frac_bits)
-        z = z_sh + lax.stop_gradient(z_int - z_sh)
+        z = straight_through(z_int, z_sh)
         return (exact, shadow), (shadow.v if self.readout else z)
 
     def voltage(self, carry):
         """The chip's membrane value of a carry (raw int32 s16.15 in the fixed profile)."""
-        return carry[0].v if isinstance(self.numerics, ChipFixed) else carry.v
+        return carry[0].v if _is_fixed(self.numerics) else carry.v
 
     @property
     def num_feature_axes(self) -> int:
@@ -174,8 +177,7 @@ def _resync(shadow, exact, frac_bits):
     fields = []
     for s, e in zip(shadow, exact):
         if s.dtype == jnp.float32:
-            target = e.astype(jnp.float32) / jnp.float32(2.0**frac_bits)
-            s = s + lax.stop_gradient(target - s)
+            s = straight_through(e.astype(jnp.float32) / jnp.float32(2.0**frac_bits), s)
         else:  # refractory counters: integers, exact on both sides
             s = e
         fields.append(s)
@@ -219,7 +221,7 @@ class CubaLIF(LIF):
         numerics = numerics or self.numerics
         base = super().params(numerics)
         exc, inh = jnp.clip(self.exc_decay[...], 0, 1), jnp.clip(self.inh_decay[...], 0, 1)
-        if isinstance(numerics, ChipFixed):
+        if _is_fixed(numerics):
             exc, inh = (_fixed(a, numerics.decay_frac_bits, numerics.param_rounding) for a in (exc, inh))
         refrac = jnp.full(self.shape, self.t_refrac, jnp.int32)
         return dynamics.CubaParams(*base, exc, inh, refrac)

@@ -15,6 +15,10 @@ An existing py-spinnaker2 script runs on the chip model by changing its imports:
     hardware.SpiNNaker2Chip().run(net, 20)
     pop.get_spikes(), pop.get_voltages()
 
+Beside the spiking populations, a network holds :class:`Layer` nodes: EGRU layers and the MAC
+array's int8 dense and conv layers (``Layer("egru", arrays)``), each of a kind of the registry
+(:func:`s2jax.kinds.layer_names`).
+
 Everything here is data plus validation: a bad weight, delay, index, name or shape raises a
 ``ValueError`` that names the population, the value and the limit, at construction time.
 """
@@ -38,11 +42,12 @@ from s2jax.qnet.checks import (
     spike_count_error,
     synapse_count_error,
 )
+from s2jax.qnet.layer import Layer, egru_network
 from s2jax.qnet.network import Network
 from s2jax.qnet.population import Population
 from s2jax.qnet.projection import Conv2DProjection, Projection
 
-__all__ = ["Population", "Projection", "Conv2DProjection", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
+__all__ = ["Population", "Projection", "Conv2DProjection", "Layer", "egru_network", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
            "MAX_POPULATION_SIZE", "MAX_SYNAPSES", "MAX_SPIKES", "MAX_NAME_LENGTH", "MAX_TICK", "DECAY_PARAMS",
            "DECAY_RANGE", "decay_violations", "parameter_error", "population_size_error", "synapse_count_error",
            "spike_count_error", "CONV_KEYS", "RECORDABLE", "RESET_MODES"]

@@ -16,8 +16,10 @@ import numpy as np
 from flax import nnx
 
 from s2jax import qnet
-from s2jax.dynamics import ChipFloat32, numerics_for
+from s2jax.numerics import numerics_for
+from s2jax.layers.egru import egru_cells
 from s2jax.layers.synapses import Conv, Linear
+from s2jax.quant.egru import egru_layers, qat_egru_cells, quantize_inputs
 from s2jax.quant.quantizers import QuantConfig, WeightQuantizer
 
 __all__ = ["calibrate", "search_scales", "ScaleSearch", "qat", "quantize", "is_quantized"]
@@ -121,18 +123,23 @@ def search_scales(model, calibration_inputs, config: QuantConfig | None = None) 
 
 
 def is_quantized(model) -> bool:
+    """Whether ``qat`` was applied: every synapse has a quantizer (EGRU models: every cell has chip numerics)."""
+    cells = egru_cells(model)
+    if cells:
+        return all(cell.numerics.name != "float" for cell in cells)
     return all(syn.quantizer is not None for syn in model.synapses)
 
 
 def _numerics(config: QuantConfig, surrogate):
-    spec = config.spec
-    if config.profile == "float32":
-        return ChipFloat32(strict_threshold=spec.threshold_strict, surrogate=surrogate)
-    return numerics_for("fixed", spec)
+    return numerics_for(config.profile, config.spec, surrogate)
 
 
 def qat(model, config: QuantConfig | None = None, scales=None, calibration_inputs=None):
     """A copy of ``model`` whose forward pass is the chip's arithmetic (parameters unchanged).
+
+    A model of EGRU cells (``layers.EGRU``, ``EGRUStack``) gets the chip's EGRU numerics of
+    ``config.profile`` under ``config.spec`` (integer: a float shadow carries the gradient;
+    :func:`s2jax.quant.egru.qat_egru_cells`); the weight-scale options do not apply to it.
 
     Weights pass through straight-through integer quantizers with the ``scales`` of
     :func:`calibrate` (computed here when not given; with ``config.calibration == "search"``
@@ -141,6 +148,8 @@ def qat(model, config: QuantConfig | None = None, scales=None, calibration_input
     against the chip; :func:`quantize` turns it into the network the chip runs.
     """
     config = config or QuantConfig()
+    if egru_cells(model):
+        return qat_egru_cells(model, config.profile, config.spec)
     if not model.latency:
         raise ValueError("qat needs SNN(latency=True): the chip adds one tick of latency per layer")
     if scales is None and config.calibration == "search":
@@ -156,7 +165,7 @@ def qat(model, config: QuantConfig | None = None, scales=None, calibration_input
             syn_shape, neuron_shape = ((1, -1, 1, 1), (-1, 1, 1)) if per_channel else ((), ())
         else:
             syn_shape, neuron_shape = ((-1,), (-1,)) if per_channel else ((), ())
-        syn.quantizer = WeightQuantizer(-limit, limit)
+        syn.quantizer = WeightQuantizer(-limit, limit, config.spec.fixed_param_rounding)
         syn.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(syn_shape))
         neuron.quant_scale = nnx.Variable(jnp.asarray(s, jnp.float32).reshape(neuron_shape))
         neuron.numerics = _numerics(config, neuron.surrogate)
@@ -168,6 +177,15 @@ def qat(model, config: QuantConfig | None = None, scales=None, calibration_input
             neuron.threshold_scale = nnx.Param(jnp.ones(np.shape(s), jnp.float32).reshape(shape))
     q.config = config
     return q
+
+
+def _egru_network(model, config, calibration_inputs, name) -> qnet.Network:
+    config = config or QuantConfig()
+    bound = 32767
+    if calibration_inputs is not None:
+        bound = int(np.abs(np.asarray(quantize_inputs(calibration_inputs, config.spec), np.int64)).max(initial=0))
+    layers = egru_layers(model, config.profile, spec=config.spec, input_bound=bound)
+    return qnet.egru_network(layers, name, input_bound=bound)
 
 
 def _input_shape(model, calibration_inputs, input_shape):
@@ -190,7 +208,14 @@ def quantize(model, config: QuantConfig | None = None, calibration_inputs=None, 
     ``calibration_inputs`` (``(B, T, ...)``) give the input shape and, with
     ``config.calibration == "search"``, the data of the threshold-scaling search
     (:func:`search_scales`); otherwise the weight scales come from the weights (:func:`calibrate`).
+
+    A model of EGRU cells becomes a network of ``egru`` layers (``qnet.Layer``: ``egru0``,
+    ``egru1``, ...; run it with ``hwmodel.run(net, inputs)``), stored for the cells' QAT profile, or
+    ``config.profile`` for a float model; ``calibration_inputs`` (float, ``(B, T, I)``) then bound
+    the first layer's inputs for its accumulator check (default: any int16 input).
     """
+    if egru_cells(model):
+        return _egru_network(model, config, calibration_inputs, name)
     if not is_quantized(model):
         model = qat(model, config, calibration_inputs=calibration_inputs)
     config = getattr(model, "config", None) or config or QuantConfig()

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -35,12 +36,15 @@ from flax import nnx
 from jax import lax
 
 from s2jax.dynamics import profile_name
-from s2jax.egru import EGRUChipFloat32, EGRUInt, EGRULayer, EGRUParams, egru_numerics, straight_through
-from s2jax.fixedpoint import round_float
+from s2jax.egru import EGRULayer, EGRUParams, egru_numerics
+from s2jax.fixedpoint import to_fixed
+from s2jax.numerics import straight_through
+from s2jax.kinds.egru import accumulator_violations
 from s2jax.layers.egru import egru_cells
 from s2jax.spec import SPINNAKER2, ChipSpec
 
-__all__ = ["EGRUQuantizer", "weight_exponents", "quantize_weights", "quantize_inputs", "qat_egru", "quantize_egru"]
+__all__ = ["EGRUQuantizer", "weight_exponents", "quantize_weights", "quantize_inputs", "qat_egru_cells", "egru_layers",
+           "qat_egru", "quantize_egru"]
 
 
 def _pow2(e):
@@ -62,9 +66,9 @@ def weight_exponents(w, spec: ChipSpec = SPINNAKER2):
 def quantize_weights(w, spec: ChipSpec = SPINNAKER2):
     """``(q int8, e int32, shadow float32)``: integer weights, their column exponents, and
     ``q * 2^-e`` with the gradient of ``w`` (straight-through)."""
-    limit = float(2 ** (spec.egru_weight_bits - 1) - 1)
+    limit = 2 ** (spec.egru_weight_bits - 1) - 1
     e = lax.stop_gradient(weight_exponents(w, spec))
-    q = round_float(jnp.clip(lax.stop_gradient(w) * _pow2(e), -limit, limit), spec.fixed_param_rounding)
+    q = to_fixed(lax.stop_gradient(w) * _pow2(e), 0, spec.fixed_param_rounding, -limit, limit)  # w 2^e is exact
     return q.astype(jnp.int8), e, straight_through(q * _pow2(-e), w)
 
 
@@ -76,10 +80,10 @@ class EGRUQuantizer:
 
     def fixed(self, v):
         """``(int16 Q3.12 of v, its float32 value with the gradient of v)``."""
-        one = jnp.float32(2.0**self.spec.egru_frac_bits)
+        frac_bits = self.spec.egru_frac_bits
         v = jnp.asarray(v, jnp.float32)
-        q = jnp.clip(round_float(lax.stop_gradient(v) * one, self.spec.fixed_param_rounding), -32768.0, 32767.0)
-        return q.astype(jnp.int16), straight_through(q / one, v)
+        q = to_fixed(lax.stop_gradient(v), frac_bits, self.spec.fixed_param_rounding, -32768, 32767)
+        return q.astype(jnp.int16), straight_through(q / jnp.float32(2.0**frac_bits), v)
 
     def dequantize(self, q):
         """float32 value of an int16 Q3.12 array (exact)."""
@@ -99,9 +103,9 @@ def quantize_inputs(x, spec: ChipSpec = SPINNAKER2):
     return EGRUQuantizer(spec).fixed(x)[0]
 
 
-def qat_egru(model, profile: str = "fixed", spec: ChipSpec = SPINNAKER2):
+def qat_egru_cells(model, profile: str = "fixed", spec: ChipSpec = SPINNAKER2):
     """A copy of ``model`` whose EGRU cells compute in the chip's ``profile`` ("fixed" or "float32";
-    "int" is the earlier name of "fixed").
+    "int" is the earlier name of "fixed"); what :func:`s2jax.quant.qat` does to a model of EGRU cells.
 
     "fixed": integer forward pass with a float shadow for the gradient (``s2jax.layers.egru``);
     "float32": the chip's float32 arithmetic and accumulation order, differentiated directly
@@ -111,18 +115,23 @@ def qat_egru(model, profile: str = "fixed", spec: ChipSpec = SPINNAKER2):
     q = nnx.clone(model)
     cells = egru_cells(q)
     if not cells:
-        raise ValueError("qat_egru found no EGRU cell in the model")
+        raise ValueError("qat found no EGRU cell in the model")
     for cell in cells:
         cell.numerics = egru_numerics(profile, spec, cell.gamma, cell.slope)
         cell.quantizer = EGRUQuantizer(spec) if profile == "fixed" else None
     return q
 
 
+def qat_egru(model, profile: str = "fixed", spec: ChipSpec = SPINNAKER2):
+    """Deprecated: ``quant.qat(model, QuantConfig(profile=profile, spec=spec))``, the same model."""
+    warnings.warn("qat_egru is deprecated: use quant.qat(model, QuantConfig(profile=..., spec=...))",
+                  DeprecationWarning, stacklevel=2)
+    return qat_egru_cells(model, profile, spec)
+
+
 def _profile_of(cell, profile):
-    if isinstance(cell.numerics, EGRUInt):
-        return "fixed"
-    if isinstance(cell.numerics, EGRUChipFloat32):
-        return "float32"
+    if cell.numerics.name in ("fixed", "float32"):
+        return cell.numerics.name
     return profile_name(profile or "fixed", ("float32", "fixed"))
 
 
@@ -135,20 +144,21 @@ def _check_int_layer(k, p: EGRUParams, w_float: tuple, input_bound: int, spec: C
                                   ("recurrent", w_float[1], p.e_rec, p.w_rec, event_bound)):
         e = np.asarray(e, np.int64)
         scaled = np.abs(np.asarray(w, np.float64)).max(axis=0, initial=0.0) * 2.0**e
-        worst = np.abs(np.asarray(wq, np.int64)).sum(axis=0) * bound
-        for bad, what in ((scaled > limit, "clip"), (worst > 2**31 - 1, "overflow")):
-            if bad.any():
-                o = int(np.argmax(bad))
-                unit = f"gate {'zrg'[o // hidden]} of unit {o % hidden}"
-                if what == "clip":
-                    raise ValueError(f"EGRU layer {k}: {name} weights of {unit} reach {scaled[o] / 2.0**e[o]:.4g}, "
-                                     f"beyond int{spec.egru_weight_bits} even at the smallest exponent {e[o]}")
-                raise ValueError(f"EGRU layer {k}: {name} sum of {unit} can reach {worst[o]} > 2^31 - 1 (inputs "
-                                 f"up to {bound} in Q units): prune or shrink that unit's weights")
+        if (scaled > limit).any():
+            o = int(np.argmax(scaled > limit))
+            raise ValueError(f"EGRU layer {k}: {name} weights of {_unit(o, hidden)} reach {scaled[o] / 2.0**e[o]:.4g}, "
+                             f"beyond int{spec.egru_weight_bits} even at the smallest exponent {e[o]}")
+        for o, worst in accumulator_violations(wq, bound, hidden)[:1]:  # the bound the design rule checks
+            raise ValueError(f"EGRU layer {k}: {name} sum of {_unit(o, hidden)} can reach {worst} > 2^31 - 1 (inputs "
+                             f"up to {bound} in Q units): prune or shrink that unit's weights")
 
 
-def quantize_egru(model, profile: str | None = None, *, spec: ChipSpec | None = None,
-                  input_bound: int = 32767) -> list[EGRULayer]:
+def _unit(o: int, hidden: int) -> str:
+    return f"gate {'zrg'[o // hidden]} of unit {o % hidden}"
+
+
+def egru_layers(model, profile: str | None = None, *, spec: ChipSpec | None = None,
+                input_bound: int = 32767) -> list[EGRULayer]:
     """The chip's data of every EGRU cell of ``model`` (order of ``egru_cells``), as NumPy arrays.
 
     The profile is the cells' QAT profile, else ``profile`` (default "fixed"). Integer layers are
@@ -170,5 +180,14 @@ def quantize_egru(model, profile: str | None = None, *, spec: ChipSpec | None = 
                                 np.asarray(p.bias, np.int16), np.asarray(p.b_rg, np.int16),
                                 np.asarray(p.theta, np.int16)))
     if not layers:
-        raise ValueError("quantize_egru found no EGRU cell in the model")
+        raise ValueError("found no EGRU cell in the model")
     return layers
+
+
+def quantize_egru(model, profile: str | None = None, *, spec: ChipSpec | None = None,
+                  input_bound: int = 32767) -> list[EGRULayer]:
+    """Deprecated: ``quant.quantize(model)`` gives the ``qnet.Network`` of these layers; this returns
+    the layers' data (:func:`egru_layers`) as before."""
+    warnings.warn("quantize_egru is deprecated: use quant.quantize(model), a qnet.Network of egru layers",
+                  DeprecationWarning, stacklevel=2)
+    return egru_layers(model, profile, spec=spec, input_bound=input_bound)

@@ -1,54 +1,37 @@
-"""Straight-through quantizers and the quantization configuration."""
+"""Straight-through quantizers and the quantization configuration.
+
+Both quantizers are :func:`s2jax.numerics.straight_through`: the forward value is the quantized
+one, exactly; the gradient is that of the unquantized input.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 
-from s2jax.spec import SPINNAKER2, ChipSpec
+from s2jax.fixedpoint import round_float
+from s2jax.numerics import straight_through
+from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
 __all__ = ["ste_round", "ste_clip", "WeightQuantizer", "QuantConfig"]
 
 
-@jax.custom_vjp
-def ste_round(x):
-    """Round half to even forward; identity backward (straight-through)."""
-    return jnp.round(x)
+def ste_round(x, rounding: Rounding = Rounding.HALF_EVEN):
+    """Round forward (half to even unless ``rounding`` says otherwise); identity backward
+    (straight-through)."""
+    return straight_through(round_float(x, rounding), x)
 
 
-def _ste_round_fwd(x):
-    return jnp.round(x), None
-
-
-def _ste_round_bwd(_, g):
-    return (g,)
-
-
-ste_round.defvjp(_ste_round_fwd, _ste_round_bwd)
-
-
-@jax.custom_vjp
 def ste_clip(x, lo, hi):
     """Clip forward; backward passes the gradient unchanged (also outside [lo, hi])."""
-    return jnp.clip(x, lo, hi)
-
-
-def _ste_clip_fwd(x, lo, hi):
-    return jnp.clip(x, lo, hi), None
-
-
-def _ste_clip_bwd(_, g):
-    return g, None, None
-
-
-ste_clip.defvjp(_ste_clip_fwd, _ste_clip_bwd)
+    return straight_through(jnp.clip(x, lo, hi), x)
 
 
 @dataclass(frozen=True)
 class WeightQuantizer:
-    """``round_half_even(clip(W * scale, lo, hi))``: the chip's integer weights, as float32.
+    """``round(clip(W * scale, lo, hi))``: the chip's integer weights, as float32, rounded with
+    ``rounding`` (``qat`` passes the spec's ``fixed_param_rounding``; default half to even).
 
     The gradient reaches ``W`` inside the clip range (straight-through rounding) and is zero
     for weights clipped at the range edge (they cannot move the integer any further).
@@ -56,9 +39,10 @@ class WeightQuantizer:
 
     lo: int
     hi: int
+    rounding: Rounding = Rounding.HALF_EVEN
 
     def quantize(self, w, scale):
-        return ste_round(jnp.clip(w * scale, float(self.lo), float(self.hi)))
+        return ste_round(jnp.clip(w * scale, float(self.lo), float(self.hi)), self.rounding)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import numpy as np
 from s2jax import SPINNAKER2, export, hwmodel, quant
 from s2jax import io as fileio
 from s2jax import data as D
+from s2jax.kinds.mla import conv_accumulator_bound
 from s2jax.qnet import Conv2DProjection
 from s2jax.recipes import checkpoint, dvs
 from s2jax.recipes.reporting import checkpoint_folder, display_path
@@ -158,7 +159,7 @@ def _export(config, qmodel, net, test, out):
     mapping = hwmodel.map_to_cores(net)
     _, trace = dvs.chip_run(hwmodel.compile_network(net, config.profile), {"input": D.chip_input(x)})
     cost = hwmodel.estimate_cost(net, trace, mapping=mapping)
-    conv_bounds = {p.post.name: _accumulator_bound(p) for p in net.projections if isinstance(p, Conv2DProjection)}
+    conv_bounds = {p.post.name: conv_accumulator_bound(p) for p in net.projections if isinstance(p, Conv2DProjection)}
     deploy = {"design_rule_violations": [str(v) for v in violations], "parity_exact": bool(exact),
               "parity": report, "nir_roundtrip_exact": bool(nir_exact),
               "conv_accumulator_bound": conv_bounds,
@@ -168,13 +169,6 @@ def _export(config, qmodel, net, test, out):
               "energy_j": ticks * cost.energy_per_tick_j,
               "synaptic_events_per_inference": ticks * cost.synaptic_events_per_tick}
     return [str(nir_path), str(bundle)], deploy, trace
-
-
-def _accumulator_bound(proj) -> int:
-    """``C_in * kH * kW * pool_y * pool_x * max|w|``: the largest |MAC accumulator| of a conv projection."""
-    w = np.abs(np.asarray(proj.weights, np.int64))
-    c_in, _, kh, kw = w.shape
-    return int(c_in * kh * kw * proj.conv_params["pool_y"] * proj.conv_params["pool_x"] * w.max(initial=0))
 
 
 def _plots(out, s, test, trace, net):

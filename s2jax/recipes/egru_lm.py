@@ -3,12 +3,12 @@
 The workload of Nazeer et al. (AICAS 2024), the first language model on a neuromorphic chip, on
 the EGRU of Subramoney et al. (ICLR 2023), scaled to a CPU: characters are embedded, a stack of
 EGRU layers turns them into sparse graded events, and a dense head predicts the next character
-from the last layer's events. The chip runs the EGRU stack (``s2jax.hwmodel.egru.run_egru``); the
+from the last layer's events. The chip runs the EGRU stack (``hwmodel.run`` on ``quant.quantize``'s network of ``egru`` layers); the
 embedding lookup and the head run on the host, as in the paper's deployment.
 
 Stages (:func:`run`): train the float EGRU with an activity penalty (mean ``|event|`` of every layer,
 weight ``activity``) that drives most units silent; fine-tune a copy in the chip's integer
-profile (``quant.egru.qat_egru``: int8 weights with per-row power-of-two scales, Q3.12 events and
+profile (``quant.qat`` with ``QuantConfig(profile="fixed")``: int8 weights with per-row power-of-two scales, Q3.12 events and
 state, lookup-table gates); train an LSTM of about the same parameter count the same way; report
 the test perplexity of all three, the event sparsity per layer and the chip cost per character.
 
@@ -31,7 +31,7 @@ import optax
 from flax import nnx
 
 from s2jax.layers.egru import EGRUStack, egru_cells
-from s2jax.quant.egru import qat_egru, quantize_egru
+from s2jax import quant
 from s2jax.spec import SPINNAKER2
 
 __all__ = ["LMConfig", "default_corpus", "load_corpus", "Vocab", "EGRULM", "LSTMLM", "train", "perplexity",
@@ -226,20 +226,21 @@ def perplexity(model, ids, config: LMConfig):
 
 
 def chip_perplexity(model, ids, config: LMConfig, batches: int | None = None):
-    """Perplexity with the EGRU stack run by the chip model (``run_egru``, integer profile) on the
-    quantized layers of an integer-QAT ``model``; embedding and head on the host, as in QAT."""
-    from s2jax.hwmodel.egru import run_egru
+    """Perplexity with the EGRU stack run by the chip model (``hwmodel.run`` on ``quant.quantize``'s
+    network of ``egru`` layers, integer profile) of an integer-QAT ``model``; embedding and head on
+    the host, as in QAT."""
+    from s2jax import hwmodel
     from s2jax.quant.egru import quantize_inputs
 
-    layers = quantize_egru(model)
+    net = quant.quantize(model)
+    last = net.layers[-1].name
     xs, ys = eval_windows(ids, config.seq_len, batches or config.eval_batches, config.batch_size)
-    run = jax.jit(run_egru, static_argnames="profile")
+    run = jax.jit(lambda x: hwmodel.run(net, x)[1].values[last])
     scale = jnp.float32(2.0**-SPINNAKER2.egru_frac_bits)
     total, logits_all = 0.0, []
     for x, y in zip(xs, ys):
         emb = model.embed(jnp.asarray(x))
-        trace = run(layers, quantize_inputs(emb), profile="fixed")
-        events = trace.outputs[-1].astype(jnp.float32) * scale
+        events = run(quantize_inputs(emb)).astype(jnp.float32) * scale
         logits = model.head(events)
         logits_all.append(np.asarray(logits))
         total += float(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)).mean())
@@ -306,7 +307,7 @@ def run(config: LMConfig, text: str, *, quiet: bool = False) -> dict:
     seconds["float_egru"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    q = qat_egru(egru, "fixed")
+    q = quant.qat(egru, quant.QuantConfig(profile="fixed"))
     b, cb = bar("integer QAT EGRU", config.qat_steps)
     train(q, tr, config, steps=config.qat_steps, lr=config.qat_lr, activity=config.activity, progress=cb)
     b.close()

@@ -1,0 +1,221 @@
+"""Layer kinds (EGRU, MAC-array layers) as nodes of the hand-off format, read from the registry.
+
+Every registered layer kind needs a case here (``CASES``) and an oracle
+(``tests/reference/layer_oracles.py``): a kind without either fails :func:`test_every_layer_kind_is_covered`.
+For each, the chip model (``hwmodel.run``) equals the oracle exactly, the design rules, mapping and
+cost read the kind's declarations, and every exporter refuses it by name (no layer kind has a
+file-format codec yet).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from s2jax import SPINNAKER2, export, hwmodel, kinds, qnet, quant
+from s2jax.layers.egru import EGRUStack
+from s2jax.quant.egru import quantize_inputs
+from tests.reference.layer_oracles import LAYER_ORACLES
+
+
+def _egru_model(seed, sizes=(6, 5), n_in=4):
+    model = EGRUStack(n_in, list(sizes), rngs=nnx.Rngs(seed))
+    keys = iter(jax.random.split(jax.random.key(seed), 8))
+    for cell in model.cells:
+        cell.bias[...] = 0.5 * jax.random.normal(next(keys), cell.bias.shape)
+        cell.theta[...] = jax.random.uniform(next(keys), cell.theta.shape, minval=0.0, maxval=0.3)
+    return model
+
+
+def _egru_case(rng, profile):
+    model = _egru_model(int(rng.integers(1000)))
+    x = rng.normal(size=(2, 9, 4)).astype(np.float32) * (rng.random((2, 9, 4)) < 0.6)
+    net = quant.quantize(quant.qat(model, quant.QuantConfig(profile=profile)))
+    return net, (np.asarray(quantize_inputs(x)) if profile == "fixed" else x)
+
+
+def _dense_case(rng, profile):
+    a = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (5, 7)).astype(np.int8),
+                                 "bias": rng.integers(-500, 500, 5).astype(np.int32)},
+                   settings={"shift": 6, "relu": True}, name="fc0")
+    b = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (3, 5)).astype(np.int8)},
+                   settings={"shift": 5, "out_range": [-100, 100]}, pre=a, name="fc1")
+    return qnet.Network("dense").add(a, b), rng.integers(-128, 128, (2, 4, 7)).astype(np.int8)
+
+
+def _conv_case(rng, profile):
+    conv = qnet.Layer("mla_conv2d", {"w": rng.integers(-128, 128, (3, 2, 3, 2)).astype(np.int8),
+                                     "bias": rng.integers(-900, 900, 3).astype(np.int32)},
+                      settings={"shift": 7, "relu": True, "out_range": [0, 255], "signed_input": False,
+                                "in_shape": [2, 6, 5], "stride": [2, 1], "padding": [[1, 0], [0, 1]]}, name="conv")
+    return qnet.Network("conv").add(conv), rng.integers(0, 256, (2, 3, 2, 6, 5)).astype(np.uint8)
+
+
+CASES = {"egru": (_egru_case, ("fixed", "float32")), "mla_dense": (_dense_case, ("fixed",)),
+         "mla_conv2d": (_conv_case, ("fixed",))}
+PARAMS = [(k, p) for k in kinds.layer_names() for p in CASES.get(k, (None, ("fixed",)))[1]]
+
+
+def test_every_layer_kind_is_covered():
+    missing = [k for k in kinds.layer_names() if k not in CASES or k not in LAYER_ORACLES]
+    assert not missing, f"layer kinds without a test case or an oracle (tests/reference/layer_oracles.py): {missing}"
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view(np.int32) if a.dtype == np.float32 else a.astype(np.int64)
+
+
+@pytest.mark.parametrize("kind,profile", PARAMS)
+def test_chip_model_equals_oracle(kind, profile):
+    net, x = CASES[kind][0](np.random.default_rng(3), profile)
+    outputs, trace = jax.jit(lambda x: hwmodel.run(net, x))(x)
+    values = {}
+    for layer in net.layers:
+        src = x if layer.pre is None else values[layer.pre.name]
+        values[layer.name] = LAYER_ORACLES[kind](layer, src, SPINNAKER2)
+        np.testing.assert_array_equal(_bits(trace.values[layer.name]), _bits(values[layer.name]), err_msg=layer.name)
+        np.testing.assert_array_equal(np.asarray(trace.spikes[layer.name]),
+                                      np.asarray(layer.kind.events(values[layer.name])))
+        assert trace.values[layer.name].dtype == layer.output_dtype
+        src = trace.values[layer.name]  # the next layer reads the chip model's own output dtype
+        values[layer.name] = np.asarray(src)
+    assert set(outputs) == {net.layers[-1].name}
+    assert trace.names == tuple(layer.name for layer in net.layers)
+    assert trace.synaptic_events.shape == (*x.shape[:2], len(net.layers))
+
+
+@pytest.mark.parametrize("kind,profile", PARAMS)
+def test_rules_mapping_cost_and_exporters(kind, profile, tmp_path):
+    net, x = CASES[kind][0](np.random.default_rng(4), profile)
+    assert export.check(net) == []
+    mapping = hwmodel.map_to_cores(net)
+    assert [name for name, _ in mapping.models] == [layer.name for layer in net.layers]
+    assert dict(mapping.models)[net.layers[0].name] == kind
+    worst = hwmodel.estimate_cost(net, mapping=mapping)
+    _, trace = hwmodel.run(net, x)
+    seen = hwmodel.estimate_cost(net, trace, mapping=mapping)
+    assert seen.synaptic_events_per_tick <= worst.synaptic_events_per_tick
+    assert worst.neuron_updates_per_tick == sum(layer.kind.updates(layer.arrays, layer.settings) for layer in net.layers)
+    assert worst.macs_per_tick == sum(layer.kind.macs(layer.arrays, layer.settings) for layer in net.layers)
+    name = net.layers[0].name
+    for write in (lambda: export.to_nir(net), lambda: export.save_image(net, tmp_path / "x.s2img"),
+                  lambda: export.to_pyspinnaker2(net, tmp_path / "bundle", timesteps=3)):
+        with pytest.raises(ValueError, match=f"layer '{name}' is of kind '{kind}', which has no"):
+            write()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_egru_qat_forward_equals_chip_model_through_the_single_entry_points():
+    model = _egru_model(7)
+    q = quant.qat(model, quant.QuantConfig(profile="fixed"))
+    assert quant.is_quantized(q) and not quant.is_quantized(model)
+    x = np.random.default_rng(0).normal(size=(3, 10, 4)).astype(np.float32)
+    out = nnx.jit(lambda m, x: m(x))(q, x)
+    net = quant.quantize(q)
+    _, trace = hwmodel.run(net, np.asarray(quantize_inputs(x)))
+    one = np.float32(2.0**SPINNAKER2.egru_frac_bits)
+    for k, layer in enumerate(net.layers):
+        np.testing.assert_array_equal((np.asarray(out.outputs[k]) * one).astype(np.int16), trace.values[layer.name])
+
+
+def test_deprecated_egru_entry_points_warn_and_agree():
+    model = _egru_model(8)
+    x = np.asarray(quantize_inputs(np.random.default_rng(1).normal(size=(2, 6, 4)).astype(np.float32)))
+    with pytest.warns(DeprecationWarning, match="qat_egru"):
+        old_q = quant.qat_egru(model, "fixed")
+    with pytest.warns(DeprecationWarning, match="quantize_egru"):
+        layers = quant.quantize_egru(old_q)
+    with pytest.warns(DeprecationWarning, match="run_egru"):
+        old = hwmodel.run_egru(layers, x, "fixed")
+    net = quant.quantize(quant.qat(model, quant.QuantConfig(profile="fixed")))
+    _, trace = hwmodel.run(net, x)
+    for k, layer in enumerate(net.layers):
+        np.testing.assert_array_equal(old.outputs[k], trace.values[layer.name])
+        np.testing.assert_array_equal(old.events[k], trace.spikes[layer.name])
+        np.testing.assert_array_equal(old.states[k].h, trace.states[layer.name].h)
+        for key, a in layer.arrays.items():
+            np.testing.assert_array_equal(a, getattr(layers[k], key))
+
+
+def _egru_layer(**change):
+    net, _ = _egru_case(np.random.default_rng(5), "fixed")
+    arrays = {**net.layers[0].arrays, **change}
+    return qnet.Layer("egru", arrays, name="g")
+
+
+@pytest.mark.parametrize("change,rule", [
+    ({"w_in": np.full((4, 18), -128, np.int8)}, "egru_weight_range"),
+    ({"e_in": np.full(18, 40, np.int8)}, "egru_exponent_range"),
+    ({"theta": np.full(6, 5000, np.int16)}, "egru_threshold_range"),
+])
+def test_egru_design_rules(change, rule):
+    violations = export.check(qnet.Network("n").add(_egru_layer(**change)))
+    assert [v.rule for v in violations] == [rule] and "layer 'g'" in violations[0].message
+
+
+def test_egru_accumulator_rule_and_mla_accumulator_rule():
+    big = np.full((4000, 18), 127, np.int8)
+    layer = qnet.Layer("egru", {**_egru_layer().arrays, "w_in": big}, name="g")
+    assert [v.rule for v in export.check(qnet.Network("n").add(layer))] == ["egru_accumulator"]
+    dense = qnet.Layer("mla_dense", {"w": np.full((2, 600), 127, np.int8)}, name="fc")
+    v, = export.check(qnet.Network("n").add(dense))
+    assert v.rule == "mac_accumulator" and v.value == 600 * 127 * 128 and v.limit == 2**23 - 1
+
+
+@pytest.mark.parametrize("kind,arrays,settings,match", [
+    ("egru", {"w_in": np.zeros((2, 3), np.int8)}, {}, "needs arrays"),
+    ("mla_dense", {"w": np.zeros((2, 3), np.int16)}, {}, "'w' int8"),
+    ("mla_dense", {"w": np.zeros((2, 3), np.int8)}, {"shift": 40}, "'shift' must be an integer in \\[0, 31\\]"),
+    ("mla_dense", {"w": np.zeros((2, 3), np.int8)}, {"speed": 1}, "unknown settings"),
+    ("mla_conv2d", {"w": np.zeros((2, 1, 3, 3), np.int8)}, {"in_shape": [1, 2, 2]}, "does not fit"),
+    ("lif", {}, {}, "unknown layer kind"),
+])
+def test_bad_layers_are_refused_by_name(kind, arrays, settings, match):
+    with pytest.raises(ValueError, match=match):
+        qnet.Layer(kind, arrays, settings=settings, name="bad")
+
+
+def test_layer_networks_refuse_mismatched_inputs_and_mixing():
+    net, x = _dense_case(np.random.default_rng(0), "fixed")
+    with pytest.raises(TypeError, match="consumes int8 inputs, got int16"):
+        hwmodel.run(net, x.astype(np.int16))
+    with pytest.raises(ValueError, match="stored for the fixed profile"):
+        hwmodel.run(net, x, profile="float32")
+    net.add(qnet.Population(2, "spike_list", {0: [1]}, name="spikes"))
+    with pytest.raises(ValueError, match="both populations and layers"):
+        hwmodel.run(net, x)
+    with pytest.raises(ValueError, match="population 'x'"):  # a layer kind is not a neuron model
+        qnet.Population(3, "egru", name="x")
+
+
+def test_registering_a_layer_kind_reaches_every_module():
+    """A layer kind declared outside the package runs, is checked, mapped and costed with no other code."""
+    base = kinds.get_layer("mla_dense")
+    toy = kinds.LayerKind(
+        name="sum_toy", doc="running sum of its inputs (tests only)", arrays={"gain": "int32 (n,)"},
+        shape=lambda a, s: ((a["gain"].size,), (a["gain"].size,), "fixed"),
+        input_dtype=lambda s, p: np.int32, output_dtype=lambda s, p: np.int32,
+        init_state=lambda a, s, num: jax.numpy.zeros(a["gain"].shape, jax.numpy.int32),
+        step=lambda a, s, state, x, num: ((state + x * a["gain"]),) * 2, events=lambda y: y != 0,
+        updates=lambda a, s: int(a["gain"].size), unit_bytes=lambda a, s, spec: 8,
+        rules=lambda layer, spec: [("toy_gain", 9, 8, "gain too big")] if layer.arrays["gain"].max() > 8 else [])
+    kinds.register(toy)
+    try:
+        layer = qnet.Layer("sum_toy", {"gain": np.array([1, 2, 9], np.int32)}, name="t")
+        net = qnet.Network("toy").add(layer)
+        out, _ = hwmodel.run(net, np.ones((1, 3, 3), np.int32))
+        np.testing.assert_array_equal(out["t"][0, -1], [3, 6, 27])
+        assert [v.rule for v in export.check(net)] == ["toy_gain"]
+        assert hwmodel.estimate_cost(net).neuron_updates_per_tick == 3
+    finally:
+        kinds.unregister("sum_toy")
+    assert "sum_toy" not in kinds.layer_names() and base is kinds.get_layer("mla_dense")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="already registered as a layer"):
+            kinds.register(kinds.NeuronKind(name="egru", doc="clash", is_input=True))
