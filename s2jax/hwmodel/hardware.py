@@ -97,6 +97,10 @@ class Simulator:
         timesteps = _positive_int(timesteps, "timesteps")
         if not isinstance(net, Network):
             raise ValueError(f"run() takes a qnet.Network, got {type(net).__name__}")
+        if net.layers:
+            raise ValueError(f"network {net.name!r} holds layers ({net.layers[0].name!r}, ...), which read tensor "
+                             f"inputs: run it with hwmodel.run(net, inputs); py-spinnaker2's run() drives spike "
+                             f"sources only")
         net.validate()
         _recheck_populations(net)
         for pop in net.populations:  # no stale results if this run fails or only maps
@@ -246,7 +250,7 @@ def time_done_estimates(net: Network, mapping, trace: Trace, sys_tick_in_s: floa
         if kinds.get(pop.neuron_model).is_input:
             continue
         share = pl.size / pop.size
-        ev = 0.0 if pop.neuron_model == "lif_conv2d" else events[:, names.index(pop.name)]
+        ev = 0.0 if kinds.mac_target(pop.neuron_model) else events[:, names.index(pop.name)]
         cycles = (share * ev * spec.cycles_per_synaptic_event + pl.size * spec.cycles_per_neuron_update
                   + share * macs[pop.name] / spec.macs_per_pe)
         out[pop.name][(pl.chip, pl.pe)] = np.broadcast_to(

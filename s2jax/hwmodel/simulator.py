@@ -302,14 +302,15 @@ def to_volts(trace_v, layout) -> np.ndarray:
 
 
 def spike_list_inputs(net: Network, timesteps: int, *, max_bytes: int | None = None) -> dict:
-    """``{name: (1, timesteps, n) bool}`` for every ``spike_list`` population, from its own spike
+    """``{name: (1, timesteps, n) bool}`` for every input population (``spike_list`` and any input
+    kind, whose parameters are spike times in ``spike_list``'s format), from its own spike
     times (ticks at or beyond ``timesteps`` are dropped): the inputs of a py-spinnaker2 style run.
     The run's memory estimate (:func:`check_run_size`) is checked first against ``max_bytes``."""
     timesteps = _positive_int(timesteps, "timesteps")
     check_run_size(net, 1, timesteps, max_bytes=max_bytes)
     inputs = {}
     for pop in net.populations:
-        if pop.neuron_model == "spike_list":
+        if kinds.get(pop.neuron_model).is_input:
             x = np.zeros((1, timesteps, pop.size), bool)
             for idx, ticks in pop.params.items():
                 x[0, [t for t in ticks if t < timesteps], idx] = True

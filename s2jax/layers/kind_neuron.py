@@ -36,7 +36,7 @@ from flax import nnx
 from s2jax import kinds
 from s2jax.layers.neurons import _fixed, _is_fixed, _resync, _shape
 from s2jax.numerics import ChipFloat32, FloatNumerics, straight_through
-from s2jax.spec import SPINNAKER2
+from s2jax.spec import SPINNAKER2, ChipSpec
 from s2jax.surrogates import FastSigmoid
 
 __all__ = ["Neuron"]
@@ -72,10 +72,12 @@ class Neuron(nnx.Module):
     to [0, 1]). ``readout=True``: a leaky readout whose output is its membrane, with the chip's
     unreachable threshold (``ChipSpec.readout_threshold``) after ``qat``. Inputs: one tick's
     synaptic sum, or the pair ``(excitatory, inhibitory)`` for two-channel kinds (``Linear.split``).
+    ``spec``: the chip whose readout threshold and current order the layer uses (``qat`` passes its
+    config's); ``numerics``: the arithmetic (default float training with ``surrogate``).
     """
 
     def __init__(self, model: str, size, *, params: dict | None = None, learn=(), readout: bool = False,
-                 surrogate=FastSigmoid(), rngs: nnx.Rngs | None = None):
+                 surrogate=FastSigmoid(), spec: ChipSpec = SPINNAKER2, numerics=None, rngs: nnx.Rngs | None = None):
         kind = kinds.get(model)
         if kind.is_input:
             raise ValueError(f"{model!r} is an input kind: it has no neurons to step")
@@ -110,9 +112,9 @@ class Neuron(nnx.Module):
             setattr(self, key, nnx.Param(array) if key in learn else nnx.Variable(array))
         self.readout = readout
         self.surrogate = surrogate
-        self.numerics = FloatNumerics(surrogate=surrogate)
-        self.current_order = SPINNAKER2.cuba_current_order  # qat sets those of its config's spec
-        self.readout_threshold = SPINNAKER2.readout_threshold
+        self.numerics = numerics or FloatNumerics(surrogate=surrogate)
+        self.current_order = spec.cuba_current_order  # qat passes its config's spec's
+        self.readout_threshold = spec.readout_threshold
         self.quant_scale = nnx.data(None)  # set by s2jax.quant.qat: the input synapse's weight scale
         self.threshold_scale = nnx.data(None)  # set by qat with adaptive threshold scaling (trainable)
 

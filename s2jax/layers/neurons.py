@@ -28,7 +28,7 @@ from flax import nnx
 from s2jax import dynamics
 from s2jax.fixedpoint import INT32_MAX, INT32_MIN, to_fixed
 from s2jax.numerics import ChipFloat32, FloatNumerics, straight_through
-from s2jax.spec import SPINNAKER2
+from s2jax.spec import SPINNAKER2, ChipSpec
 from s2jax.surrogates import FastSigmoid
 
 __all__ = ["LIF", "CubaLIF", "LI"]
@@ -59,7 +59,10 @@ class LIF(nnx.Module):
 
     ``reset``: "subtract" (py-spinnaker2's ``reset_by_subtraction``) or "to_v_reset".
     ``learn_alpha`` / ``learn_threshold`` make decay / threshold trainable (the decay is
-    clipped to [0, 1]); ``bias=True`` adds a trainable per-neuron constant input.
+    clipped to [0, 1]); ``bias=True`` adds a trainable per-neuron constant input. ``spec``: the
+    chip whose readout threshold and current order the layer uses (``s2jax.quant.qat`` passes its
+    config's); ``numerics``: the arithmetic (:mod:`s2jax.numerics`; default float training with
+    ``surrogate``), as Flax layers take a ``precision``.
 
     Example::
 
@@ -74,7 +77,8 @@ class LIF(nnx.Module):
 
     def __init__(self, size, *, alpha=0.9, threshold=1.0, reset: str = "subtract", v_reset=0.0,
                  bias: bool = False, learn_alpha: bool = False, learn_threshold: bool = False,
-                 surrogate=FastSigmoid(), detach_reset: bool = False, rngs: nnx.Rngs | None = None):
+                 surrogate=FastSigmoid(), detach_reset: bool = False, spec: ChipSpec = SPINNAKER2, numerics=None,
+                 rngs: nnx.Rngs | None = None):
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         self.shape = _shape(size)
@@ -84,11 +88,12 @@ class LIF(nnx.Module):
         self.v_reset = nnx.Variable(jnp.full(self.shape, v_reset, jnp.float32))
         self.bias = nnx.Param(jnp.zeros(self.shape, jnp.float32)) if bias else None
         self.surrogate = surrogate
-        self.numerics = FloatNumerics(surrogate=surrogate, detach_reset=detach_reset)
+        self.numerics = numerics or FloatNumerics(surrogate=surrogate, detach_reset=detach_reset)
         self.quant_scale = nnx.data(None)  # set by s2jax.quant.qat: the input synapse's weight scale
         self.threshold_scale = nnx.data(None)  # set by qat with adaptive threshold scaling (trainable)
         self.readout = False
-        self.readout_threshold = SPINNAKER2.readout_threshold  # qat sets its config's spec's
+        self.readout_threshold = spec.readout_threshold  # qat passes its config's spec's
+        self.current_order = spec.cuba_current_order
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -192,9 +197,9 @@ class LI(LIF):
     """
 
     def __init__(self, size, *, alpha=0.9, bias: bool = False, learn_alpha: bool = False,
-                 rngs: nnx.Rngs | None = None):
-        super().__init__(size, alpha=alpha, threshold=SPINNAKER2.readout_threshold, bias=bias,
-                         learn_alpha=learn_alpha)
+                 spec: ChipSpec = SPINNAKER2, numerics=None, rngs: nnx.Rngs | None = None):
+        super().__init__(size, alpha=alpha, threshold=spec.readout_threshold, bias=bias,
+                         learn_alpha=learn_alpha, spec=spec, numerics=numerics)
         self.readout = True
 
 
@@ -215,7 +220,6 @@ class CubaLIF(LIF):
         self.inh_decay = nnx.Variable(jnp.full(self.shape, exc_decay if inh_decay is None else inh_decay,
                                                jnp.float32))
         self.t_refrac = int(t_refrac)
-        self.current_order = SPINNAKER2.cuba_current_order
 
     def params(self, numerics=None):
         numerics = numerics or self.numerics

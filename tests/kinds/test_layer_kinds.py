@@ -191,6 +191,8 @@ def test_layer_networks_refuse_mismatched_inputs_and_mixing():
         hwmodel.run(net, x)
     with pytest.raises(ValueError, match="population 'x'"):  # a layer kind is not a neuron model
         qnet.Population(3, "egru", name="x")
+    with pytest.raises(ValueError, match="run it with hwmodel.run"):  # py-spinnaker2's front door drives spikes only
+        hwmodel.SpiNNaker2Chip().run(_dense_case(np.random.default_rng(0), "fixed")[0], 5)
 
 
 def test_registering_a_layer_kind_reaches_every_module():
