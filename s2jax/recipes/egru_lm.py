@@ -10,7 +10,8 @@ Stages (:func:`run`): train the float EGRU with an activity penalty (mean ``|eve
 weight ``activity``) that drives most units silent; fine-tune a copy in the chip's integer
 profile (``quant.qat`` with ``QuantConfig(profile="fixed")``: int8 weights with per-row power-of-two scales, Q3.12 events and
 state, lookup-table gates); train an LSTM of about the same parameter count the same way; report
-the test perplexity of all three, the event sparsity per layer and the chip cost per character.
+the test perplexity of all three, the event sparsity per layer and the chip cost per character
+(:func:`egru_chip_cost`: ``hwmodel.estimate_cost`` of the chip model's run on the test windows).
 
 The default corpus is built offline from the Python standard library's own source files (a fixed
 list of modules; see :func:`default_corpus`), so every CPython install has it.
@@ -23,6 +24,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +32,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-from s2jax.layers.egru import EGRUStack, egru_cells
-from s2jax import quant
+from s2jax.layers.egru import EGRUStack
+from s2jax import hwmodel, quant
+from s2jax.qnet import Network
+from s2jax.quant.egru import quantize_inputs
 from s2jax.spec import SPINNAKER2
 
 __all__ = ["LMConfig", "default_corpus", "load_corpus", "Vocab", "EGRULM", "LSTMLM", "train", "perplexity",
-           "chip_perplexity", "egru_chip_cost", "run"]
+           "ChipEval", "chip_evaluation", "chip_perplexity", "egru_chip_cost", "run"]
 
 CORPUS_MODULES = ("textwrap", "argparse", "string", "difflib", "csv", "fractions", "heapq", "bisect", "shlex",
                   "calendar", "colorsys", "glob", "fnmatch", "copy", "numbers", "statistics", "random", "pprint",
@@ -225,60 +229,80 @@ def perplexity(model, ids, config: LMConfig):
     return math.exp(total / len(xs)), np.mean(rates, axis=0) if rates and rates[0] else np.zeros(0)
 
 
-def chip_perplexity(model, ids, config: LMConfig, batches: int | None = None):
-    """Perplexity with the EGRU stack run by the chip model (``hwmodel.run`` on ``quant.quantize``'s
-    network of ``egru`` layers, integer profile) of an integer-QAT ``model``; embedding and head on
-    the host, as in QAT."""
-    from s2jax import hwmodel
-    from s2jax.quant.egru import quantize_inputs
+class ChipEval(NamedTuple):
+    """What :func:`chip_evaluation` measured: the perplexity, the head's logits per batch, the
+    network the chip ran (``quant.quantize`` of the model) and one :class:`~s2jax.hwmodel.Trace`
+    of every evaluated batch (``spikes`` and ``synaptic_events`` concatenated along the batch axis,
+    ``neuron_updates``; no ``values`` or ``states``)."""
 
+    perplexity: float
+    logits: list
+    net: object
+    trace: object
+
+
+def chip_evaluation(model, ids, config: LMConfig, batches: int | None = None) -> ChipEval:
+    """The EGRU stack of an integer-QAT ``model`` run by the chip model (``hwmodel.run`` on
+    ``quant.quantize``'s network of ``egru`` layers, integer profile) on the fixed evaluation
+    windows; embedding and head on the host, as in QAT. The trace feeds :func:`egru_chip_cost`."""
     net = quant.quantize(model)
     last = net.layers[-1].name
     xs, ys = eval_windows(ids, config.seq_len, batches or config.eval_batches, config.batch_size)
-    run = jax.jit(lambda x: hwmodel.run(net, x)[1].values[last])
+    run = jax.jit(lambda x: hwmodel.run(net, x)[1])
     scale = jnp.float32(2.0**-SPINNAKER2.egru_frac_bits)
-    total, logits_all = 0.0, []
+    total, logits_all, spikes, counts = 0.0, [], [], []
     for x, y in zip(xs, ys):
         emb = model.embed(jnp.asarray(x))
-        events = run(quantize_inputs(emb)).astype(jnp.float32) * scale
-        logits = model.head(events)
+        trace = run(quantize_inputs(emb))
+        logits = model.head(trace.values[last].astype(jnp.float32) * scale)
         logits_all.append(np.asarray(logits))
         total += float(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)).mean())
-    return math.exp(total / len(xs)), logits_all
+        spikes.append({name: np.asarray(s) for name, s in trace.spikes.items()})
+        counts.append(np.asarray(trace.synaptic_events))
+    merged = hwmodel.Trace({name: np.concatenate([s[name] for s in spikes]) for name in trace.names}, {},
+                           np.concatenate(counts), np.asarray(trace.neuron_updates), trace.names)
+    return ChipEval(math.exp(total / len(xs)), logits_all, net, merged)
 
 
-def egru_chip_cost(model, event_rates, spec=SPINNAKER2) -> dict:
-    """Per character on the chip (estimates from ``ChipSpec``'s cost constants).
+def chip_perplexity(model, ids, config: LMConfig, batches: int | None = None):
+    """``(perplexity, logits per batch)`` of :func:`chip_evaluation`."""
+    result = chip_evaluation(model, ids, config, batches)
+    return result.perplexity, result.logits
 
-    Synaptic events: layer 0 receives the dense embedding on all its ``3H`` input columns
-    (``E * 3H`` times the stored density of its input kernel); each event of a unit of layer k is
-    delivered along its stored recurrent synapses (``3H_k`` times the density of the recurrent
-    kernel) and its stored synapses into layer k+1 (``3H_{k+1}`` times that layer's input-kernel
-    density). Every unit updates once per character. ``dense_synaptic_ops`` is the same count
-    with every unit active and nothing pruned."""
 
-    def density(mask):
-        return 1.0 if mask is None else float(np.mean(np.asarray(mask[...])))
+def egru_chip_cost(net, trace, spec=SPINNAKER2) -> dict:
+    """Per character (one tick) on the chip, from the cost model: :func:`s2jax.hwmodel.estimate_cost`
+    of the network of ``egru`` layers ``net`` with ``trace`` (a :func:`~s2jax.hwmodel.run` of it,
+    averaged over its batch and ticks; e.g. :func:`chip_evaluation`'s) and, for
+    ``dense_synaptic_ops``, its worst case (every stored synapse every tick). Estimates from
+    ``ChipSpec``'s cost constants.
 
-    cells = egru_cells(model)
-    first = cells[0]
-    events = first.in_features * 3 * first.hidden_features * density(first.mask_in)
-    dense = first.in_features * 3 * first.hidden_features
-    updates = 0
-    for k, (cell, rate) in enumerate(zip(cells, event_rates)):
-        h = cell.hidden_features
-        per_event = 3 * h * density(cell.mask_rec)
-        dense_per_unit = 3 * h
-        if k + 1 < len(cells):
-            nxt = cells[k + 1]
-            per_event += 3 * nxt.hidden_features * density(nxt.mask_in)
-            dense_per_unit += 3 * nxt.hidden_features
-        events += float(rate) * h * per_event
-        dense += h * dense_per_unit
-        updates += h
-    energy = events * spec.energy_per_synaptic_event_j + updates * spec.energy_per_neuron_update_j
-    return {"synaptic_events": events, "dense_synaptic_ops": dense, "neuron_updates": updates,
-            "energy_j": energy, "sparsity_gain": dense / max(events, 1e-9)}
+    Keys: ``synaptic_events`` (synapses reached: every non-zero input or recurrent event reaches the
+    non-zero weights of its kernel row, counted at the receiving layer), ``dense_synaptic_ops``,
+    ``neuron_updates``, ``energy_j`` (events, updates and the static power of the PEs used over one
+    tick), ``sparsity_gain`` (dense / active), ``pes``, ``latency_s`` (the busiest PE per tick).
+    The embedding input into layer 0 is dense (every quantized embedding entry is in practice
+    non-zero), so layer 0 receives its whole stored input kernel every character.
+
+    The earlier formula (the pruning masks' density times the event rates of the QAT model) gave
+    different numbers: the counts now take the stored int8 synapses, so weights that quantize to
+    zero drop out and the dense count leaves out pruned synapses (``sparsity_gain`` then measures
+    activity alone), a recurrent event is counted in the tick after it is sent, and the energy
+    includes the PEs' static power.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"egru_chip_cost takes the chip network (quant.quantize(model)) and the trace of a "
+                        f"hwmodel.run of it (chip_evaluation gives both), got {type(net).__name__}; event rates "
+                        f"are no longer accepted")
+    if trace is None:
+        raise ValueError("egru_chip_cost needs the trace of a hwmodel.run of the network (chip_evaluation gives one)")
+    mapping = hwmodel.map_to_cores(net, spec)
+    active = hwmodel.estimate_cost(net, trace, spec, mapping)
+    dense = hwmodel.estimate_cost(net, None, spec, mapping).synaptic_events_per_tick
+    events = active.synaptic_events_per_tick
+    return {"synaptic_events": events, "dense_synaptic_ops": dense, "neuron_updates": active.neuron_updates_per_tick,
+            "energy_j": active.energy_per_tick_j, "sparsity_gain": dense / max(events, 1e-9), "pes": active.pes,
+            "latency_s": active.latency_per_tick_s}
 
 
 def run(config: LMConfig, text: str, *, quiet: bool = False) -> dict:
@@ -323,7 +347,8 @@ def run(config: LMConfig, text: str, *, quiet: bool = False) -> dict:
     lstm_ppl, _ = perplexity(lstm, te, config)
     seconds["lstm"] = time.perf_counter() - t
 
-    cost = egru_chip_cost(q, qat_rates)
+    chip = chip_evaluation(q, te, config)
+    cost = egru_chip_cost(chip.net, chip.trace)
     return {
         "chars": len(text), "vocab": len(vocab), "egru_params": n_params, "lstm_params": param_count(lstm),
         "lstm_hidden": lstm.layers[0].cell.hidden_features,

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from s2jax import hwmodel, quant
 from s2jax.hwmodel.egru import run_egru
+from s2jax.layers.egru import prune
 from s2jax.quant.egru import qat_egru, quantize_egru, quantize_inputs
 from s2jax.recipes import egru_lm as E
 
@@ -58,12 +60,47 @@ def test_chip_model_runs_the_integer_qat_stack_exactly(data):
     assert len(rates) == 2 and all(0.0 <= r <= 1.0 for r in rates)
 
 
-def test_chip_cost_counts_events_along_their_fanout():
+def test_chip_cost_is_the_cost_model_of_the_chip_run(data):
+    """The recipe's cost per character is ``hwmodel.estimate_cost`` of the chip model's run over the
+    evaluated batches, its dense count the worst case (every stored synapse every tick)."""
+    _, vocab, (_, _, te) = data
+    model = E.EGRULM(len(vocab), TINY, nnx.Rngs(0))
+    prune(model, 0.5)
+    q = quant.qat(model, quant.QuantConfig(profile="fixed"))
+    chip = E.chip_evaluation(q, te, TINY)
+    cost = E.egru_chip_cost(chip.net, chip.trace)
+
+    net = quant.quantize(q)  # independently: quantize, run every evaluation batch, cost the traces
+    xs, _ = E.eval_windows(te, TINY.seq_len, TINY.eval_batches, TINY.batch_size)
+    inputs = [quantize_inputs(q.embed(jnp.asarray(x))) for x in xs]
+    traces = [hwmodel.run(net, x)[1] for x in inputs]
+    events = np.concatenate([np.asarray(t.synaptic_events) for t in traces])
+    assert events.shape == (TINY.eval_batches * TINY.batch_size, TINY.seq_len, 2)
+    np.testing.assert_array_equal(np.asarray(chip.trace.synaptic_events), events)
+    trace = hwmodel.Trace({}, {}, events, traces[0].neuron_updates, traces[0].names)
+    want = hwmodel.estimate_cost(net, trace)
+    worst = hwmodel.estimate_cost(net)
+    assert cost == {"synaptic_events": want.synaptic_events_per_tick, "dense_synaptic_ops": worst.synaptic_events_per_tick,
+                    "neuron_updates": want.neuron_updates_per_tick, "energy_j": want.energy_per_tick_j,
+                    "sparsity_gain": worst.synaptic_events_per_tick / want.synaptic_events_per_tick,
+                    "pes": want.pes, "latency_s": want.latency_per_tick_s}
+    assert cost["synaptic_events"] == pytest.approx(np.mean([hwmodel.estimate_cost(net, t).synaptic_events_per_tick
+                                                             for t in traces]), rel=1e-12)  # mean of the batches
+
+    # the counts follow the stored synapses: the worst case is every non-zero int8 weight, fewer than
+    # the unpruned kernels; the dense embedding reaches all of layer 0's stored input kernel
+    stored = [int(np.count_nonzero(layer.arrays["w_in"]) + np.count_nonzero(layer.arrays["w_rec"]))
+              for layer in net.layers]
+    assert cost["dense_synaptic_ops"] == sum(stored) < 8 * 48 + 3 * 16 * 48
+    assert cost["neuron_updates"] == 32 and 0 < cost["synaptic_events"] < cost["dense_synaptic_ops"]
+    assert all(bool(jnp.all(x != 0)) for x in inputs)
+    np.testing.assert_array_equal(events[:, 0, 0], np.count_nonzero(net.layers[0].arrays["w_in"]))  # no events yet
+    assert (events[..., 0] >= np.count_nonzero(net.layers[0].arrays["w_in"])).all()
+
+
+def test_chip_cost_takes_a_network_and_a_trace():
     model = E.EGRULM(10, TINY, nnx.Rngs(0))
-    cost = E.egru_chip_cost(model, [0.5, 0.25])
-    # embedding 8 -> layer 0's 48 input columns; layer 0: 0.5 * 16 units * (48 recurrent + 48 into layer 1);
-    # layer 1: 0.25 * 16 * 48 recurrent
-    events = 8 * 48 + 0.5 * 16 * 96 + 0.25 * 16 * 48
-    assert cost["synaptic_events"] == pytest.approx(events)
-    assert cost["neuron_updates"] == 32
-    assert cost["sparsity_gain"] == pytest.approx((8 * 48 + 16 * 96 + 16 * 48) / events)
+    with pytest.raises(TypeError, match="quant.quantize"):
+        E.egru_chip_cost(model, [0.5, 0.25])
+    with pytest.raises(ValueError, match="needs the trace"):
+        E.egru_chip_cost(quant.quantize(quant.qat(model, quant.QuantConfig(profile="fixed"))), None)
