@@ -18,8 +18,9 @@ Rules (name: what it checks):
 - ``exact_input_sum``: the largest possible ``|input sum|`` of a neuron in one tick, ``max(sum of
   positive weights, sum of |negative weights|)`` over its synapses (conv: pooled inputs times
   ``|taps|``), stays below ``exact_input_sum_bound`` (2^24) so the float32 profile adds it exactly.
-- ``mac_accumulator``: a conv's largest ``|accumulator|`` (``C_in * kH * kW * pool_y * pool_x *
-  max|w|``) fits the signed ``mla_accumulator_bits`` accumulator of the MAC array.
+- ``mac_accumulator`` (the rules of each projection's kind, :mod:`s2jax.kinds.projections`): a
+  conv's largest ``|accumulator|`` (``C_in * kH * kW * pool_y * pool_x * max|w|``) fits the
+  signed ``mla_accumulator_bits`` accumulator of the MAC array.
 - ``population_size``: every population size is an integer in [1, ``qnet.MAX_POPULATION_SIZE``]
   (checked first: when one is not, :func:`check` reports only these, since every other rule and
   the mapping read the sizes).
@@ -33,7 +34,9 @@ Rules (name: what it checks):
 - ``chips``: the PEs needed fit the chips available (``chips=``, one by default); a network needing
   more PEs than the mapper places (``mapping.MAX_MAPPED_PES``) is reported here without being mapped.
 - ``routing_entries``: each chip's routing entries fit ``routing_entries_per_chip``.
-- ``conv_target``: conv projections only into ``lif_conv2d`` populations.
+- ``conv_target``: every projection targets a population whose kind declares its projection kind
+  (``NeuronKind.projections``): conv projections only into ``lif_conv2d`` populations (or another
+  kind that declares ``conv2d``).
 - layer rules (``layer_rules``): each :class:`~s2jax.qnet.Layer` is checked by its kind's own rules
   (``egru_weight_range``, ``egru_exponent_range``, ``egru_threshold_range``, ``egru_accumulator``,
   ``egru_finite``; ``mac_accumulator`` for the MAC-array layers: :mod:`s2jax.kinds.egru`,
@@ -57,7 +60,7 @@ from s2jax.qnet import (DECAY_RANGE, MAX_POPULATION_SIZE, Conv2DProjection, Netw
                         parameter_error, population_size_error)
 from s2jax import kinds
 from s2jax.export import nir as nir_nodes
-from s2jax.kinds.mla import conv_accumulator_bound
+from s2jax.kinds.projections import targets_text
 from s2jax.spec import SPINNAKER2, ChipSpec
 
 __all__ = ["Violation", "DesignRuleError", "check", "require_deployable", "RULES", "MAPPING_BLOCKERS",
@@ -230,18 +233,11 @@ def exact_input_sum(net: Network, spec: ChipSpec) -> list[Violation]:
 
 
 def mac_accumulator(net: Network, spec: ChipSpec) -> list[Violation]:
+    """Every projection's own rules, as its kind declares them (``conv2d``: ``mac_accumulator``)."""
     out = []
-    limit = 2 ** (spec.mla_accumulator_bits - 1) - 1
     for proj in net.projections:
-        if not isinstance(proj, Conv2DProjection):
-            continue
-        acc = conv_accumulator_bound(proj)
-        if acc > limit:
-            where = _proj_name(proj)
-            out.append(Violation(
-                "mac_accumulator", where, acc, limit,
-                f"{where}: accumulator bound C_in*kH*kW*pool*max|w| = {acc:,} exceeds the "
-                f"{spec.mla_accumulator_bits}-bit MAC accumulator ({limit:,})"))
+        for rule, value, limit, message in proj.kind.rules(proj, spec):
+            out.append(Violation(rule, _proj_name(proj), value, limit, message))
     return out
 
 
@@ -255,13 +251,17 @@ def layer_rules(net: Network, spec: ChipSpec) -> list[Violation]:
 
 
 def conv_target(net: Network, spec: ChipSpec) -> list[Violation]:
+    """Each projection's post kind declares the projection's kind (``limit``: the kinds that do,
+    comma-separated). Models that receive no synapses at all are reported by ``projection_endpoints``."""
     out = []
     for proj in net.projections:
-        if isinstance(proj, Conv2DProjection) and proj.post.neuron_model != "lif_conv2d":
-            where = _proj_name(proj)
-            out.append(Violation("conv_target", where, proj.post.neuron_model, "lif_conv2d",
-                                 f"{where}: a conv projection must target a 'lif_conv2d' population, "
-                                 f"not {proj.post.neuron_model!r}"))
+        model, kind = proj.post.neuron_model, proj.kind.name
+        if model not in kinds.neuron_names() or kind in kinds.get(model).projections:
+            continue
+        where = _proj_name(proj)
+        out.append(Violation("conv_target", where, model, ", ".join(kinds.projection_targets(kind)),
+                             f"{where}: a {kind} projection must target a {targets_text(kind)} population, "
+                             f"not {model!r}"))
     return out
 
 

@@ -10,9 +10,11 @@ Per tick and per PE (placements of :func:`~s2jax.hwmodel.mapping.map_to_cores`):
 
 ``events``: synaptic events (every delivered synapse, counted at the receiving population; from a
 :class:`~s2jax.hwmodel.Trace` averaged over batch and ticks, or, without a trace, the worst
-case: every synapse every tick). A population's events are shared among its PEs in proportion
-to their neurons. ``lif_conv2d`` populations are charged MACs instead of events: the MAC array
-computes the whole convolution every tick (``C_out * H_out * W_out * C_in * kH * kW``).
+case: every synapse every tick, each projection's ``kind.worst_events``). A population's events
+are shared among its PEs in proportion to their neurons. ``macs``: each projection's
+``kind.macs`` (:mod:`s2jax.kinds.projections`). Populations of a kind that a MAC-array projection
+kind may target (``lif_conv2d``: ``kinds.mac_target``) are charged MACs instead of events: the MAC
+array computes the whole convolution every tick (``C_out * H_out * W_out * C_in * kH * kW``).
 Every constant is a ``ChipSpec`` field tagged A with its source: these are estimates.
 """
 
@@ -68,8 +70,8 @@ class CostEstimate:
 
 
 def _conv_macs(proj: Conv2DProjection) -> int:
-    c_in, c_out, kh, kw = proj.weights.shape
-    return int(c_out * proj.out_height * proj.out_width * c_in * kh * kw)
+    """MAC-array multiply-accumulates per tick of a conv projection (its kind's ``macs``)."""
+    return proj.kind.macs(proj)
 
 
 def _layer_cost(net: Network, trace, spec: ChipSpec, mapping: Mapping) -> CostEstimate:
@@ -127,16 +129,13 @@ def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping
     else:
         events = np.zeros(len(names))
         for proj in net.projections:
-            if not isinstance(proj, Conv2DProjection):
-                events[names.index(proj.post.name)] += len(proj.weights)
+            events[names.index(proj.post.name)] += proj.kind.worst_events(proj)
     macs = {name: 0 for name in names}
     for proj in net.projections:
-        if isinstance(proj, Conv2DProjection):
-            macs[proj.post.name] += _conv_macs(proj)
+        macs[proj.post.name] += proj.kind.macs(proj)
     per_pop = {}
     for k, pop in enumerate(net.populations):
-        conv = pop.neuron_model == "lif_conv2d"
-        per_pop[pop.name] = {"events": 0.0 if conv else float(events[k]),
+        per_pop[pop.name] = {"events": 0.0 if kinds.mac_target(pop.neuron_model) else float(events[k]),
                              "updates": 0 if kinds.get(pop.neuron_model).is_input else pop.size,
                              "macs": macs[pop.name]}
 

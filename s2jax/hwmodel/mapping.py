@@ -217,16 +217,18 @@ def _population_bytes(net: Network, pop: Population, spec: ChipSpec) -> _Bytes:
         at = np.array([i for i, _ in items], np.int64)
         entries = np.array([n for _, n in items], np.int64)
         return _Bytes(0, at, entries * spec.spike_time_bytes, 0, False)
-    posts, fixed = [], 0
-    for proj in net.projections:
+    posts, sizes, fixed = [], [], 0
+    for proj in net.projections:  # each projection's kind says what it stores (kinds.ProjectionKind.synapse_bytes)
         if proj.post is not pop:
             continue
-        if isinstance(proj, Conv2DProjection):
-            fixed += proj.weights.size + CONV_PARAM_BYTES
-        else:
-            posts.append(np.asarray(proj.post_idx, np.int64))
-    at, words = np.unique(np.concatenate(posts), return_counts=True) if posts else (np.zeros(0, np.int64),) * 2
-    return _Bytes(spec.state_bytes(pop.neuron_model), at, words * spec.synapse_word_bytes, fixed, True)
+        at, nbytes, per_pe = proj.kind.synapse_bytes(proj, spec)
+        posts.append(np.asarray(at, np.int64))
+        sizes.append(np.asarray(nbytes, np.int64))
+        fixed += int(per_pe)
+    at, inverse = np.unique(np.concatenate(posts) if posts else np.zeros(0, np.int64), return_inverse=True)
+    extra = np.zeros(at.size, np.int64)
+    np.add.at(extra, inverse, np.concatenate(sizes) if sizes else np.zeros(0, np.int64))
+    return _Bytes(spec.state_bytes(pop.neuron_model), at, extra, fixed, True)
 
 
 def _slices(pop: Population, nbytes: _Bytes, spec: ChipSpec):

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-__all__ = ["Block", "NeuronKind", "LayerKind", "PARAM_CLASSES", "register", "get", "get_layer", "names", "neuron_names",
-           "input_names", "layer_names", "block", "blocks", "unregister"]
+__all__ = ["Block", "NeuronKind", "LayerKind", "ProjectionKind", "PARAM_CLASSES", "register", "get", "get_layer",
+           "get_projection", "names", "neuron_names", "input_names", "layer_names", "projection_names",
+           "projection_targets", "block", "blocks", "unregister"]
 
 #: How a parameter is stored on the chip, which fixes its conversion in the chip model:
 #: "value": a float32 (float32 profile) or an s16.15 integer (fixed profile), like the membrane;
@@ -60,7 +61,9 @@ class NeuronKind:
     ``weight_range``, ``atoms_per_core``, ``state_bytes``, ``delays``: chip defaults (ChipSpec
     overrides the kinds it lists); ``codecs``: per file format, the kind's codec (``codecs["nir"]``:
     how its populations become NIR nodes and back); a format refuses a kind without its codec, naming
-    it; ``doc``: one line for listings."""
+    it; ``projections``: the projection kinds (:class:`ProjectionKind` names) that may target its
+    populations, ``("dense",)`` unless given (an input kind receives none); ``doc``: one line for
+    listings."""
 
     name: str
     doc: str
@@ -74,14 +77,25 @@ class NeuronKind:
     state_bytes: int = 24
     delays: bool = False
     codecs: Mapping[str, Any] = field(default_factory=dict)
+    projections: tuple[str, ...] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "param_classes", MappingProxyType(dict(self.param_classes)))
         object.__setattr__(self, "codecs", MappingProxyType(dict(self.codecs)))
+        projections = self.projections
+        if projections is None:
+            projections = () if self.is_input else ("dense",)
+        if isinstance(projections, str) or not all(isinstance(p, str) for p in projections):
+            raise ValueError(f"kind {self.name!r}: projections must be a tuple of projection kind names, "
+                             f"got {self.projections!r}")
+        object.__setattr__(self, "projections", tuple(projections))
         if self.is_input:
             if self.block is not None or self.defaults:
                 raise ValueError(f"kind {self.name!r}: an input kind has no block and no parameters")
+            if self.projections:
+                raise ValueError(f"kind {self.name!r}: an input kind receives no projections, got "
+                                 f"{list(self.projections)}")
             return
         if self.block is None:
             raise ValueError(f"kind {self.name!r}: a neuron kind needs a chip-model block")
@@ -160,26 +174,75 @@ class LayerKind:
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
+@dataclass(frozen=True)
+class ProjectionKind:
+    """One kind of synapses between two populations (:class:`s2jax.qnet.Projection`: ``dense``
+    synapse rows; :class:`s2jax.qnet.Conv2DProjection`: a ``conv2d`` kernel), what the cost model,
+    the mapper and the design rules ask of a projection (``proj`` is one projection of the kind):
+
+    ``worst_events(proj)``: synaptic events per tick with every synapse active;
+    ``macs(proj)``: MAC-array multiply-accumulates per tick;
+    ``synapse_bytes(proj, spec) -> (posts, nbytes, fixed)``: the SRAM it takes on the PEs of its
+    post population: ``nbytes[i]`` bytes stored with post neuron ``posts[i]`` (int64 arrays, indices
+    may repeat) and ``fixed`` bytes on every PE holding a slice of the post population;
+    ``rules(proj, spec) -> [(rule, value, limit, message), ...]``: its own design rules;
+    ``mac_array``: the MAC array computes it every tick: populations of a neuron kind it may target
+    are charged MACs, not synaptic events (:func:`s2jax.kinds.mac_target`);
+    ``doc``: one line for listings.
+
+    Which neuron kinds a projection kind may target is declared by the neuron kinds
+    (:attr:`NeuronKind.projections`)."""
+
+    name: str
+    doc: str
+    worst_events: Callable[[Any], int]
+    macs: Callable[[Any], int]
+    synapse_bytes: Callable
+    rules: Callable = lambda proj, spec: []
+    mac_array: bool = False
+
+
 _KINDS: dict[str, NeuronKind] = {}
 _BLOCKS: dict[str, Block] = {}
 _LAYERS: dict[str, LayerKind] = {}
+_PROJECTIONS: dict[str, ProjectionKind] = {}
 
 
-def register(kind: NeuronKind | LayerKind, *, replace: bool = False) -> NeuronKind | LayerKind:
-    """Add ``kind`` (a neuron or a layer kind; names are unique across both) to the registry (every module of the package reads kinds from here); with
-    ``replace=True`` a kind of the same name is unregistered first. Kinds that name the same block
-    must pass the same :class:`Block` object and agree on its inputs: the same synaptic channels and
-    the same parameter classes (one state vector, one step, one parameter conversion for all).
-    Programs compiled before a kind is replaced keep the block they were compiled with. Returns the
-    kind."""
-    if kind.name in (_LAYERS if isinstance(kind, NeuronKind) else _KINDS):
-        raise ValueError(f"{kind.name!r} is already registered as a {'layer' if kind.name in _LAYERS else 'neuron'} "
-                         f"kind")
+def _registered_as(name: str) -> str | None:
+    for what, table in (("neuron", _KINDS), ("layer", _LAYERS), ("projection", _PROJECTIONS)):
+        if name in table:
+            return what
+    return None
+
+
+def register(kind: NeuronKind | LayerKind | ProjectionKind, *, replace: bool = False
+             ) -> NeuronKind | LayerKind | ProjectionKind:
+    """Add ``kind`` (a neuron, layer or projection kind; names are unique across the three) to the
+    registry (every module of the package reads kinds from here); with ``replace=True`` a kind of
+    the same name is unregistered first. Kinds that name the same block must pass the same
+    :class:`Block` object and agree on its inputs: the same synaptic channels and the same parameter
+    classes (one state vector, one step, one parameter conversion for all). A neuron kind's
+    ``projections`` must be registered projection kinds. Programs compiled before a kind is replaced
+    keep the block they were compiled with. Returns the kind."""
+    what = ("layer" if isinstance(kind, LayerKind) else "projection" if isinstance(kind, ProjectionKind)
+            else "neuron")
+    known_as = _registered_as(kind.name)
+    if known_as is not None and known_as != what:
+        raise ValueError(f"{kind.name!r} is already registered as a {known_as} kind")
     if isinstance(kind, LayerKind):
         if kind.name in _LAYERS and not replace:
             raise ValueError(f"a layer kind named {kind.name!r} is already registered")
         _LAYERS[kind.name] = kind
         return kind
+    if isinstance(kind, ProjectionKind):
+        if kind.name in _PROJECTIONS and not replace:
+            raise ValueError(f"a projection kind named {kind.name!r} is already registered")
+        _PROJECTIONS[kind.name] = kind
+        return kind
+    unknown = [p for p in kind.projections if p not in _PROJECTIONS]
+    if unknown:
+        raise ValueError(f"kind {kind.name!r}: unknown projection kind(s) {unknown}; known projection kinds: "
+                         f"{list(_PROJECTIONS)}")
     if kind.name in _KINDS:
         if not replace:
             raise ValueError(f"a neuron kind named {kind.name!r} is already registered")
@@ -204,6 +267,9 @@ def unregister(name: str) -> None:
     if name in _LAYERS:
         del _LAYERS[name]
         return
+    if name in _PROJECTIONS:
+        del _PROJECTIONS[name]
+        return
     kind = _KINDS.pop(name)
     if kind.block is not None and not any(k.block is kind.block for k in _KINDS.values()):
         del _BLOCKS[kind.block.name]
@@ -224,6 +290,25 @@ def get_layer(name: str) -> LayerKind:
         return _LAYERS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown layer kind {name!r}; known layer kinds: {list(_LAYERS)}") from None
+
+
+def get_projection(name: str) -> ProjectionKind:
+    """The projection kind named ``name``; ``ValueError`` listing the known projection kinds otherwise."""
+    try:
+        return _PROJECTIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown projection kind {name!r}; known projection kinds: {list(_PROJECTIONS)}") from None
+
+
+def projection_names() -> tuple[str, ...]:
+    """Every registered projection kind, in registration order."""
+    return tuple(_PROJECTIONS)
+
+
+def projection_targets(name: str) -> tuple[str, ...]:
+    """The neuron kinds that projections of kind ``name`` may target (those that declare it), in
+    registration order."""
+    return tuple(k for k, v in _KINDS.items() if name in v.projections)
 
 
 def layer_names() -> tuple[str, ...]:

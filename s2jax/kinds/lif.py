@@ -1,6 +1,6 @@
 """The leaky integrate-and-fire kinds: ``lif`` (synaptic delays, 4-bit weights), ``lif_no_delay``
-(8-bit weights) and ``lif_conv2d`` (the target of conv projections), all stepped by
-:func:`s2jax.dynamics.lif_step` in one chip-model block::
+(8-bit weights) and ``lif_conv2d`` (the target of conv projections; it takes synapse rows too), all
+stepped by :func:`s2jax.dynamics.lif_step` in one chip-model block::
 
     v = (decay(alpha_decay, v) + input(I)) + i_offset ;  z = v > threshold ;  reset on z
 """
@@ -86,4 +86,4 @@ LIF_NO_DELAY = register(NeuronKind("lif_no_delay", "LIF without delays, weights 
                                    block=BLOCK, weight_range=(-127, 127), codecs={"nir": LIF_NIR}))
 LIF_CONV2D = register(NeuronKind("lif_conv2d", "LIF fed by Conv2DProjection kernels (int8)", DEFAULTS, CLASSES,
                                  block=BLOCK, weight_range=(-127, 127), atoms_per_core=1024,
-                                 codecs={"nir": LIF_NIR}))
+                                 codecs={"nir": LIF_NIR}, projections=("conv2d", "dense")))

@@ -1,4 +1,5 @@
-"""``Projection`` (synapse rows) and ``Conv2DProjection`` (a kernel into a ``lif_conv2d`` population)."""
+"""``Projection`` (synapse rows, projection kind ``dense``) and ``Conv2DProjection`` (a kernel,
+projection kind ``conv2d``, into a population whose kind takes it, e.g. ``lif_conv2d``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from s2jax.fixedpoint import round_host
 from s2jax.qnet.checks import CONV_KEYS, _check_name, _describe, _is_int, _real_array, synapse_count_error
 from s2jax.qnet.population import Population
 from s2jax import kinds
+from s2jax.kinds.projections import targets_text
 from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
 __all__ = ["Projection", "Conv2DProjection"]
@@ -25,6 +27,18 @@ def _check_endpoints(kind: str, pre, post, rounding, spec) -> str:
     if not isinstance(spec, ChipSpec):
         raise ValueError(f"{where}: spec must be a ChipSpec, got {_describe(spec)}")
     return where
+
+
+def _check_target(projection: str, post: Population, where: str):
+    """``post``'s kind declares projection kind ``projection`` (else a ValueError naming the model
+    and the kinds that would be accepted)."""
+    if post.neuron_model not in kinds.neuron_names():
+        raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive synapses")
+    takes = kinds.get(post.neuron_model).projections
+    if projection not in takes:
+        raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive "
+                         f"synapses of a {projection!r} projection (it takes {', '.join(map(repr, takes)) or 'none'}); "
+                         f"kinds that do: {', '.join(map(repr, kinds.projection_targets(projection)))}")
 
 
 def _integral_weights(values, where: str, rounding: Rounding | None) -> np.ndarray:
@@ -66,8 +80,7 @@ class Projection:
         where = _check_endpoints("projection", pre, post, rounding, spec)
         self.pre, self.post = pre, post
         self.name = _check_name(name, "projection")
-        if post.neuron_model not in kinds.neuron_names():
-            raise ValueError(f"{where}: population {post.name!r} of model {post.neuron_model!r} cannot receive synapses")
+        _check_target("dense", post, where)
         rows = len(connections) if isinstance(connections, (list, tuple)) else (
             connections.shape[0] if getattr(connections, "ndim", 0) >= 1 else 0)
         error = synapse_count_error(rows, f"{where}: connections")  # before any copy of the rows
@@ -108,6 +121,11 @@ class Projection:
         self.delays = delay.astype(np.int32)
 
     @property
+    def kind(self) -> kinds.ProjectionKind:
+        """The projection kind, ``dense`` (:mod:`s2jax.kinds.projections`)."""
+        return kinds.get_projection("dense")
+
+    @property
     def connections(self) -> np.ndarray:
         """The validated rows ``[pre, post, weight, delay]`` as int32."""
         return np.stack([self.pre_idx, self.post_idx, self.weights, self.delays], axis=1)
@@ -117,7 +135,8 @@ class Projection:
 
 
 class Conv2DProjection:
-    """A convolution into a ``lif_conv2d`` population (py-spinnaker2's ``snn.Conv2DProjection``).
+    """A convolution into a ``lif_conv2d`` population (py-spinnaker2's ``snn.Conv2DProjection``), or
+    into any population whose kind declares the projection kind ``conv2d``.
 
     ``weights``: integer kernel ``(C_in, C_out, kH, kW)``. ``conv_params``: ``in_height``,
     ``in_width`` (required), ``stride_x``, ``stride_y``, ``pool_x``, ``pool_y`` (default 1),
@@ -135,9 +154,9 @@ class Conv2DProjection:
         where = _check_endpoints("conv projection", pre, post, rounding, spec)
         self.pre, self.post = pre, post
         self.name = _check_name(name, "conv projection")
-        if post.neuron_model != "lif_conv2d":
-            raise ValueError(f"{where}: a Conv2DProjection must target a 'lif_conv2d' population, "
-                             f"got {post.neuron_model!r}")
+        if post.neuron_model not in kinds.projection_targets("conv2d"):
+            raise ValueError(f"{where}: a Conv2DProjection must target a {targets_text('conv2d')} population "
+                             f"(a kind that declares the 'conv2d' projection kind), got {post.neuron_model!r}")
         if not isinstance(conv_params, dict):
             raise ValueError(f"{where}: conv_params must be a dict, got {_describe(conv_params)}")
         unknown = sorted(set(conv_params) - set(CONV_KEYS), key=repr)
@@ -165,7 +184,7 @@ class Conv2DProjection:
             raise ValueError(f"{where}: weights must have shape (C_in, C_out, kH, kW), got {w.shape}")
         w = _integral_weights(w, where, rounding)
         lo, hi = spec.conv_weight_range
-        _check_range(w, where, lo, hi, "lif_conv2d")
+        _check_range(w, where, lo, hi, post.neuron_model)
         c_in, c_out, kh, kw = w.shape
         cp = self.conv_params
         if pre.size != c_in * cp["in_height"] * cp["in_width"]:
@@ -192,6 +211,11 @@ class Conv2DProjection:
                 f"C_out x H_out x W_out = {c_out} x {self.out_height} x {self.out_width} = {n_out}"
             )
         self.weights = w.astype(np.int32)
+
+    @property
+    def kind(self) -> kinds.ProjectionKind:
+        """The projection kind, ``conv2d`` (:mod:`s2jax.kinds.projections`)."""
+        return kinds.get_projection("conv2d")
 
     def __repr__(self):
         return f"Conv2DProjection({self.pre.name!r} -> {self.post.name!r}, kernel {self.weights.shape})"

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
+from s2jax import kinds
 from s2jax.fixedpoint import round_float
 from s2jax.numerics import straight_through
 from s2jax.spec import SPINNAKER2, ChipSpec, Rounding
 
-__all__ = ["ste_round", "ste_clip", "WeightQuantizer", "QuantConfig"]
+__all__ = ["ste_round", "ste_clip", "WeightQuantizer", "QuantConfig", "target_kinds"]
 
 
 def ste_round(x, rounding: Rounding = Rounding.HALF_EVEN):
@@ -45,13 +46,22 @@ class WeightQuantizer:
         return ste_round(jnp.clip(w * scale, float(self.lo), float(self.hi)), self.rounding)
 
 
+def target_kinds() -> tuple[str, ...]:
+    """The kinds ``QuantConfig.target`` accepts: registered neuron kinds (not inputs) with one
+    synaptic channel that dense projections may target."""
+    return tuple(name for name in kinds.projection_targets("dense")
+                 if not kinds.get(name).is_input and kinds.get(name).channels == 1)
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """How a float model becomes a chip model.
 
     ``target``: "lif_no_delay" (weights in [-127, 127]) or "lif" (weights in [-15, 15], the
-    delay models; current-based layers take the matching ``lif_curr_exp*``). Conv layers map to
-    ``lif_conv2d`` (int8 kernels, used symmetrically in [-127, 127]) and ``LI`` readouts to
+    delay models; current-based layers take the matching ``lif_curr_exp*``), or any registered
+    one-channel neuron kind that dense projections may target (:func:`target_kinds`). Conv layers map to
+    ``lif_conv2d`` (int8 kernels, used symmetrically in [-127, 127]; a ``layers.Neuron`` after a
+    Conv must be of a kind that declares the ``conv2d`` projection kind) and ``LI`` readouts to
     ``lif_no_delay``. ``per_channel``: one weight scale per output neuron / channel instead of one
     per layer (thresholds become per neuron). ``power_of_two``: scales rounded down to 2^k.
     ``calibration``: "absmax" (scale = w_max / max|W|) or "percentile" (scale = w_max /
@@ -73,8 +83,9 @@ class QuantConfig:
     spec: ChipSpec = SPINNAKER2
 
     def __post_init__(self):
-        if self.target not in ("lif", "lif_no_delay"):
-            raise ValueError(f"target must be 'lif' or 'lif_no_delay', got {self.target!r}")
+        if self.target not in target_kinds():
+            raise ValueError(f"target must be a registered one-channel neuron kind that dense projections "
+                             f"target ({', '.join(map(repr, target_kinds()))}), got {self.target!r}")
         if self.calibration not in ("absmax", "percentile", "search"):
             raise ValueError(f"calibration must be 'absmax', 'percentile' or 'search', got {self.calibration!r}")
         for p in (self.percentile, *self.search_percentiles):
@@ -92,8 +103,10 @@ class QuantConfig:
 
         model = getattr(neuron, "model", None)  # a layers.Neuron names its kind
         if model is not None:
-            if isinstance(synapse, Conv) and model != "lif_conv2d":
-                raise ValueError(f"a Conv layer maps to lif_conv2d; a Neuron of kind {model!r} cannot follow one")
+            conv_targets = kinds.projection_targets("conv2d")
+            if isinstance(synapse, Conv) and model not in conv_targets:
+                raise ValueError(f"a Conv layer maps to {' or '.join(conv_targets)} (kinds that declare the "
+                                 f"'conv2d' projection kind); a Neuron of kind {model!r} cannot follow one")
             return model
         if getattr(neuron, "readout", False):
             return "lif_no_delay"
