@@ -4,7 +4,9 @@ chip model's throughput in tokens per second.
 Shape: batch 16, T = 100 steps, 128 inputs, one recurrent layer of H units (H in 128, 256, 512),
 loss ``sum(outputs)``; every cell scanned with ``nnx.RNN``. Timed after compilation with
 ``block_until_ready``, median of ``--repeats`` runs, cells interleaved run by run. The chip model
-(``run_egru``, integer and float32 profiles) runs a 2-layer stack of H units at batch 1 and 32.
+(``hwmodel.run`` of ``quant.quantize(quant.qat(stack, QuantConfig(profile=...)))``, fixed and float32
+profiles, jitted with the network static) runs a 2-layer stack of H units, 90% pruned, at batch 1
+and 32.
 
     python benchmarks/bench_egru.py            # H = 128 256 512
     python benchmarks/bench_egru.py --quick
@@ -27,9 +29,10 @@ from flax import nnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2jax.hwmodel.egru import run_egru  # noqa: E402
+from s2jax import hwmodel, quant  # noqa: E402
 from s2jax.layers.egru import EGRU, EGRUStack, prune  # noqa: E402
-from s2jax.quant.egru import qat_egru, quantize_egru, quantize_inputs  # noqa: E402
+from s2jax.quant import QuantConfig  # noqa: E402
+from s2jax.quant.egru import quantize_inputs  # noqa: E402
 
 B, T, I = 16, 100, 128
 
@@ -65,7 +68,7 @@ def main():
     for h in args.sizes:
         cells = {
             "EGRU (float)": lambda: EGRU(I, h, rngs=nnx.Rngs(0)),
-            "EGRU (integer QAT)": lambda: qat_egru(EGRU(I, h, rngs=nnx.Rngs(0)), "int"),
+            "EGRU (integer QAT)": lambda: quant.qat(EGRU(I, h, rngs=nnx.Rngs(0)), QuantConfig(profile="fixed")),
             "nnx.GRUCell": lambda: nnx.GRUCell(I, h, rngs=nnx.Rngs(0)),
             "nnx.LSTMCell": lambda: nnx.LSTMCell(I, h, rngs=nnx.Rngs(0)),
         }
@@ -93,14 +96,16 @@ def main():
     for h in args.sizes:
         stack = EGRUStack(I, [h, h], rngs=nnx.Rngs(0))
         prune(stack, 0.9)
-        for profile in ("int", "float32"):
-            layers = quantize_egru(qat_egru(stack, profile))
+        for profile in ("fixed", "float32"):
+            net = quant.quantize(quant.qat(stack, QuantConfig(profile=profile)))  # layers egru0, egru1
+            run = jax.jit(lambda x, net=net: hwmodel.run(net, x))  # the whole (outputs, trace), as before
             for batch in (1, 32):
                 xin = jax.random.normal(jax.random.key(1), (batch, T, I)) * 0.5
-                xin = quantize_inputs(xin) if profile == "int" else xin
-                run = jax.jit(run_egru, static_argnames="profile")
-                jax.block_until_ready(run(layers, xin, profile=profile))
-                t = median_time(lambda: run(layers, xin, profile=profile), repeats=args.repeats)
+                xin = quantize_inputs(xin) if profile == "fixed" else xin
+                _, trace = jax.block_until_ready(run(xin))
+                if trace.values["egru1"].shape != (batch, T, h):
+                    raise RuntimeError(f"egru1 gave {trace.values['egru1'].shape}, expected {(batch, T, h)}")
+                t = median_time(lambda: run(xin), repeats=args.repeats)
                 chip.append({"H": h, "profile": profile, "batch": batch, "tokens_per_s": batch * T / t})
     print("\n| H (2 layers, 90% pruned) | profile | batch | chip-model tokens/s |\n| --- | --- | --- | --- |")
     for c in chip:
