@@ -234,6 +234,10 @@ def to_fixed(x, frac_bits: int, rounding: Rounding, lo=None, hi=None):
         >>> to_fixed([0.5, -1.25, 3.0], 1, Rounding.HALF_EVEN, -4, 4).tolist()
         [1.0, -2.0, 4.0]
     """
+    if not isinstance(frac_bits, (int, np.integer)) or isinstance(frac_bits, bool) or not 0 <= frac_bits <= 62:
+        raise ValueError(f"frac_bits must be an integer in [0, 62], got {frac_bits!r}")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"to_fixed bounds must satisfy lo <= hi, got [{lo}, {hi}]")
     if isinstance(x, jax.Array):
         xp, x = jnp, jnp.asarray(x, jnp.float32)
     else:

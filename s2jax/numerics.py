@@ -302,8 +302,9 @@ class ChipFixed:
     (``decay_rounding``), saturating adds; float parameters reach the grid with ``param_rounding``.
     EGRU: values int16 Q(15-F).F with ``F = egru_frac_bits``, sums int32; ``requant_rounding`` for
     the weight exponent shift, ``product_rounding`` for products; activations from tables of
-    ``sigmoid_entries`` / ``tanh_entries`` bins over ``lut_range``. Integer arithmetic has no
-    gradient; QAT pairs it with a float shadow (``s2jax.quant``).
+    ``sigmoid_entries`` / ``tanh_entries`` bins over ``lut_range``. MAC-array layers:
+    ``mla_shift_rounding`` for their requantization shift. Integer arithmetic has no gradient; QAT
+    pairs it with a float shadow (``s2jax.quant``).
     """
 
     v_frac_bits: int = 15
@@ -317,7 +318,13 @@ class ChipFixed:
     sigmoid_entries: int = 4096
     tanh_entries: int = 4096
     lut_range: tuple[float, float] = (-8.0, 8.0)
+    mla_shift_rounding: Rounding = Rounding.FLOOR
     name: ClassVar[str] = "fixed"
+
+    @property
+    def frac_bits(self) -> int:
+        """Earlier name (``EGRUInt.frac_bits``) of :attr:`egru_frac_bits`."""
+        return self.egru_frac_bits
     state_dtype: ClassVar[Any] = jnp.int32
 
     # --- neurons ---
@@ -423,4 +430,5 @@ def numerics_for(profile: str, spec: ChipSpec = SPINNAKER2, surrogate=None, gamm
         sigmoid_entries=spec.egru_sigmoid_lut_entries,
         tanh_entries=spec.egru_tanh_lut_entries,
         lut_range=tuple(spec.egru_lut_input_range),
+        mla_shift_rounding=spec.mla_shift_rounding,
     )

@@ -242,8 +242,23 @@ def mac_accumulator(net: Network, spec: ChipSpec) -> list[Violation]:
 
 
 def layer_rules(net: Network, spec: ChipSpec) -> list[Violation]:
-    """Every layer's own design rules, as its kind declares them (:class:`s2jax.kinds.LayerKind`)."""
+    """Every layer's own design rules, as its kind declares them (:class:`s2jax.kinds.LayerKind`), and
+    ``layer_network``: a network is of populations or of layers (the chip model, the cost model and
+    the file formats take one or the other), and its input layers read one input."""
     out = []
+    if net.layers and net.populations:
+        where = f"network {net.name!r}"
+        out.append(Violation("layer_network", where, "populations and layers", "one or the other",
+                             f"{where}: holds both populations and layers; a network of one or the other is "
+                             f"supported"))
+    firsts = [layer for layer in net.layers if layer.pre is None]
+    for layer in firsts[1:]:
+        want = (firsts[0].in_shape, firsts[0].input_dtype)
+        if (layer.in_shape, layer.input_dtype) != want:
+            where = f"layer {layer.name!r}"
+            out.append(Violation("layer_network", where, (layer.in_shape, layer.input_dtype.name),
+                                 (want[0], want[1].name), f"{where}: reads the network input as {layer.in_shape} "
+                                 f"{layer.input_dtype.name}, layer {firsts[0].name!r} as {want[0]} {want[1].name}"))
     for layer in net.layers:
         for rule, value, limit, message in layer.kind.rules(layer, spec):
             out.append(Violation(rule, f"layer {layer.name!r}", value, limit, message))

@@ -303,10 +303,13 @@ def _conv_pairs(proj: Conv2DProjection, pre_starts: np.ndarray, post_starts: np.
 
 def _layer_slices(layer, spec: ChipSpec):
     """Consecutive ``(start, stop, bytes)`` slices of a layer's output units: as many units per PE as
-    its kind's atoms per core and the PE's SRAM allow (never below one)."""
+    its kind's atoms per core and the PE's SRAM (after the bytes every PE of it holds) allow, never
+    below one."""
     unit = max(1, int(layer.kind.unit_bytes(layer.arrays, layer.settings, spec)))
-    cap = max(1, min(int(layer.kind.atoms_per_core), spec.sram_data_bytes_per_pe // unit))
-    return [(a, min(a + cap, layer.size), unit * (min(a + cap, layer.size) - a)) for a in range(0, layer.size, cap)]
+    fixed = int(layer.kind.pe_bytes(layer.arrays, layer.settings, spec))
+    cap = max(1, min(int(layer.kind.atoms_per_core), (spec.sram_data_bytes_per_pe - fixed) // unit))
+    return [(a, min(a + cap, layer.size), fixed + unit * (min(a + cap, layer.size) - a))
+            for a in range(0, layer.size, cap)]
 
 
 def _routes(net: Network, first: dict, starts: dict, n_placements: int, spec: ChipSpec):

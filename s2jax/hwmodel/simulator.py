@@ -273,7 +273,7 @@ def run(net: Network | ChipProgram, inputs=None, *, timesteps: int | None = None
     if isinstance(net, Network) and net.layers:
         from s2jax.hwmodel.layers import run_layers
 
-        return run_layers(net, inputs, profile=profile, spec=spec, max_bytes=max_bytes)
+        return run_layers(net, inputs, profile=profile, spec=spec, max_bytes=max_bytes, timesteps=timesteps)
     profile = "float32" if profile is None else profile
     if timesteps is not None:
         timesteps = _positive_int(timesteps, "timesteps")

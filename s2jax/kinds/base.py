@@ -13,6 +13,7 @@ are declared here as defaults; a :class:`~s2jax.spec.ChipSpec` that lists a kind
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -141,14 +142,18 @@ class LayerKind:
     ``step(arrays, settings, state, x, numerics) -> (state, y)``: one tick for one sample, with the
     arithmetic of ``numerics`` (:mod:`s2jax.numerics`), what the chip model scans;
     ``events(y)``: where an output is sent (bool, ``y``'s shape);
-    ``synaptic_events(arrays, x, state)``: synaptic events of one tick (int32), for the trace and the cost;
+    ``synaptic_events(arrays, x, state)``: synaptic events per tick (int32) of a whole sequence, ``x``
+    the inputs ``(T, ...)`` and ``state`` the states before each tick (leaves ``(T, ...)``), for the
+    trace and the cost;
     ``synapses(arrays, settings)``: the synapses it stores (the worst case of ``synaptic_events``);
     ``updates(arrays, settings)``: units updated per tick; ``macs(arrays, settings)``: MAC-array
     multiply-accumulates per tick;
     ``rules(layer, spec) -> [(rule, value, limit, message), ...]``: its design rules;
     ``unit_bytes(arrays, settings, spec)``: SRAM bytes per output unit on a PE (weights, state);
+    ``pe_bytes(arrays, settings, spec)``: SRAM bytes on every PE the layer uses (a shared kernel);
     ``atoms_per_core``: output units per PE at most; ``codecs``: per file format, the kind's codec
-    (a format refuses a kind without one, naming it); ``doc``: one line for listings."""
+    (reserved: no file format writes layer kinds yet, every exporter refuses them by name);
+    ``doc``: one line for listings."""
 
     name: str
     doc: str
@@ -166,12 +171,17 @@ class LayerKind:
     macs: Callable = lambda arrays, settings: 0
     rules: Callable = lambda layer, spec: []
     unit_bytes: Callable = lambda arrays, settings, spec: 0
+    pe_bytes: Callable = lambda arrays, settings, spec: 0
     atoms_per_core: int = 250
     codecs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("arrays", "settings", "codecs"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        try:
+            json.dumps(dict(self.settings), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"layer kind {self.name!r}: setting defaults must be JSON values ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,10 @@ def register(kind: NeuronKind | LayerKind | ProjectionKind, *, replace: bool = F
     classes (one state vector, one step, one parameter conversion for all). A neuron kind's
     ``projections`` must be registered projection kinds. Programs compiled before a kind is replaced
     keep the block they were compiled with. Returns the kind."""
+    if not isinstance(kind, (NeuronKind, LayerKind, ProjectionKind)):
+        raise ValueError(f"register takes a NeuronKind, LayerKind or ProjectionKind, got {type(kind).__name__}")
+    if not isinstance(kind.name, str) or not kind.name.isidentifier():
+        raise ValueError(f"a kind's name must be a non-empty identifier string, got {kind.name!r}")
     what = ("layer" if isinstance(kind, LayerKind) else "projection" if isinstance(kind, ProjectionKind)
             else "neuron")
     known_as = _registered_as(kind.name)
@@ -263,11 +277,17 @@ def register(kind: NeuronKind | LayerKind | ProjectionKind, *, replace: bool = F
 
 
 def unregister(name: str) -> None:
-    """Remove a kind (and its block when no other kind uses it); for tests and experiments."""
+    """Remove a kind (and its block when no other kind uses it); for tests and experiments. A
+    projection kind that a registered neuron kind declares cannot be removed."""
+    if not isinstance(name, str) or _registered_as(name) is None:
+        raise ValueError(f"no kind named {name!r} is registered")
     if name in _LAYERS:
         del _LAYERS[name]
         return
     if name in _PROJECTIONS:
+        users = [k.name for k in _KINDS.values() if name in k.projections]
+        if users:
+            raise ValueError(f"projection kind {name!r} is declared by neuron kinds {users}: unregister those first")
         del _PROJECTIONS[name]
         return
     kind = _KINDS.pop(name)

@@ -30,23 +30,21 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from s2jax.kinds.base import get_layer, layer_names
 
-__all__ = ["require_layer_codecs", "NIRCodec", "NIRImport", "NO_LEAK_TAU_TICKS", "tau_of", "decay_gain", "per_neuron", "positive",
+__all__ = ["refuse_layers", "NIRCodec", "NIRImport", "NO_LEAK_TAU_TICKS", "tau_of", "decay_gain", "per_neuron", "positive",
            "nonzero", "flat_field"]
 
 NO_LEAK_TAU_TICKS = 2.0**26  # tau / dt written for alpha_decay == 1: float32(1 - 2^-26) == 1.0
 
 
-def require_layer_codecs(net, file_format: str, what: str) -> None:
-    """Refuse a network with a layer whose kind has no codec for ``file_format`` (``"nir"``,
-    ``"image"``, ``"pyspinnaker2"``): a ``ValueError`` naming the layer, its kind and ``what`` the
-    format is. Every exporter calls this first, for every layer kind alike."""
+def refuse_layers(net, what: str) -> None:
+    """Refuse a network that holds :class:`~s2jax.qnet.Layer` nodes: no file format writes layer kinds
+    yet (EGRU export is issue 17), so every exporter calls this first, for every layer kind alike,
+    rather than write a file without them. A ``ValueError`` names the first layer, its kind and
+    ``what`` the file is."""
     for layer in getattr(net, "layers", ()):
-        if file_format not in layer.kind.codecs:
-            raise ValueError(f"layer {layer.name!r} is of kind {layer.kind.name!r}, which has no {file_format!r} codec: "
-                             f"{what} cannot hold it (the kinds with one: "
-                             f"{[k for k in layer_names() if file_format in get_layer(k).codecs] or 'none yet'})")
+        raise ValueError(f"layer {layer.name!r} is of kind {layer.kind.name!r}: {what} cannot hold layer kinds yet "
+                         f"(only populations and projections); run it with hwmodel.run and check it with export.check")
 
 
 @dataclass(frozen=True)

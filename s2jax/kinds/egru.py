@@ -99,8 +99,8 @@ def _step(arrays, settings, state, x, num):
 
 
 def _synaptic_events(arrays, x, state):
-    """Synapses reached this tick: every non-zero input and recurrent event reaches the non-zero
-    (unpruned) weights of its kernel row."""
+    """Synapses reached per tick (``x`` ``(T, I)``, ``state.y`` ``(T, H)`` the events before each tick):
+    every non-zero input and recurrent event reaches the non-zero (unpruned) weights of its kernel row."""
     def reached(v, w):
         return jnp.dot((v != 0).astype(jnp.int32), jnp.count_nonzero(w, axis=1).astype(jnp.int32))
 

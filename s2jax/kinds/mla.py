@@ -11,8 +11,9 @@ Design rule ``mac_accumulator``: the largest ``|accumulator|`` of any output, ``
 x_max + |bias[o]|`` (``x_max`` 128 for int8 inputs, 255 for uint8), must fit the signed
 ``ChipSpec.mla_accumulator_bits`` accumulator; :func:`conv_accumulator_bound` is the same bound for
 the spiking conv projections (pooled spike counts as inputs). Cost: ``O * K`` MACs per tick
-(dense), ``O * H_out * W_out * C * kH * kW`` (conv); SRAM per output unit: its weights, bias and
-output byte (an estimate).
+(dense), ``O * H_out * W_out * C * kH * kW`` (conv). SRAM (an estimate): per dense output unit its
+weight row, bias and output byte; a conv's whole kernel and bias on every PE it uses, plus one
+byte per output value.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 from jax import numpy as jnp
 
 from s2jax.kinds.base import LayerKind, register
-from s2jax.spec import SPINNAKER2
 
 __all__ = ["DENSE", "CONV2D", "accumulator_bound", "conv_accumulator_bound", "output_dtype"]
 
@@ -129,10 +129,10 @@ def _input_dtype_of(settings):
     return np.int8 if settings["signed_input"] else np.uint8
 
 
-def _apply(arrays, settings, x, conv: bool):
+def _apply(arrays, settings, x, conv: bool, rounding):
     from s2jax.hwmodel import mla  # the arithmetic; imported here, as the chip model imports the kinds
 
-    kw = dict(shift=settings["shift"], rounding=SPINNAKER2.mla_shift_rounding, relu=settings["relu"],
+    kw = dict(shift=settings["shift"], rounding=rounding, relu=settings["relu"],
               out_range=tuple(settings["out_range"]))
     if conv:
         return mla.conv2d(x[None], arrays["w"], arrays.get("bias"), stride=tuple(settings["stride"]),
@@ -141,8 +141,8 @@ def _apply(arrays, settings, x, conv: bool):
 
 
 def _step(conv):
-    def step(arrays, settings, state, x, num):
-        return state, _apply(arrays, settings, x, conv)
+    def step(arrays, settings, state, x, num):  # the chip's fixed numerics carry the spec's shift rounding
+        return state, _apply(arrays, settings, x, conv, num.mla_shift_rounding)
     return step
 
 
@@ -157,9 +157,12 @@ def _rules(layer, spec):
              f"({limit:,})")]
 
 
-def _unit_bytes(arrays, settings, spec):
-    w = arrays["w"]
-    return int(np.prod(w.shape[1:])) + 4 + 1  # one output unit's weights, its int32 bias, its output
+def _dense_unit_bytes(arrays, settings, spec):
+    return int(arrays["w"].shape[1]) + 4 + 1  # one output unit's weight row, its int32 bias, its output
+
+
+def _conv_pe_bytes(arrays, settings, spec):
+    return int(arrays["w"].size) + 4 * int(arrays["w"].shape[0])  # the whole kernel and bias on every PE
 
 
 def _dense_macs(arrays, settings):
@@ -171,16 +174,17 @@ def _conv_macs(arrays, settings):
     return int(h * w * arrays["w"].size)
 
 
-def _kind(name, doc, settings, shape, conv, macs):
+def _kind(name, doc, settings, shape, conv, macs, unit_bytes, pe_bytes):
     return LayerKind(name=name, doc=doc, arrays={"w": "int8 weights", "bias": "int32 bias (optional)"},
                      settings=settings, shape=shape, input_dtype=lambda settings, profile: _input_dtype_of(settings),
                      output_dtype=lambda settings, profile: output_dtype(*settings["out_range"]),
                      init_state=lambda arrays, settings, num: jnp.zeros((), jnp.int32), step=_step(conv),
-                     events=lambda y: y != 0, macs=macs, rules=_rules, unit_bytes=_unit_bytes, atoms_per_core=4096)
+                     events=lambda y: y != 0, macs=macs, rules=_rules, unit_bytes=unit_bytes, pe_bytes=pe_bytes,
+                     atoms_per_core=2**20)  # outputs per PE: bounded by the SRAM bytes, not a count
 
 
 DENSE = register(_kind("mla_dense", "int8 dense layer on the MAC array (requantize, optional ReLU)", _COMMON,
-                       _dense_shape, False, _dense_macs))
+                       _dense_shape, False, _dense_macs, _dense_unit_bytes, lambda a, s, spec: 0))
 CONV2D = register(_kind("mla_conv2d", "int8 conv layer on the MAC array (NCHW, OIHW kernels)",
                         {**_COMMON, "in_shape": None, "stride": [1, 1], "padding": [[0, 0], [0, 0]]},
-                        _conv_shape, True, _conv_macs))
+                        _conv_shape, True, _conv_macs, lambda a, s, spec: 1, _conv_pe_bytes))

@@ -42,12 +42,12 @@ from s2jax.qnet.checks import (
     spike_count_error,
     synapse_count_error,
 )
-from s2jax.qnet.layer import Layer, egru_network
+from s2jax.qnet.layer import MAX_LAYER_VALUES, Layer, egru_network
 from s2jax.qnet.network import Network
 from s2jax.qnet.population import Population
 from s2jax.qnet.projection import Conv2DProjection, Projection
 
-__all__ = ["Population", "Projection", "Conv2DProjection", "Layer", "egru_network", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
+__all__ = ["Population", "Projection", "Conv2DProjection", "Layer", "egru_network", "MAX_LAYER_VALUES", "Network", "LIF_DEFAULTS", "CUBA_DEFAULTS",
            "MAX_POPULATION_SIZE", "MAX_SYNAPSES", "MAX_SPIKES", "MAX_NAME_LENGTH", "MAX_TICK", "DECAY_PARAMS",
            "DECAY_RANGE", "decay_violations", "parameter_error", "population_size_error", "synapse_count_error",
            "spike_count_error", "CONV_KEYS", "RECORDABLE", "RESET_MODES"]

@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import copy
 import json
+from types import MappingProxyType
 
 import numpy as np
 
 from s2jax import kinds
 from s2jax.qnet.checks import check_name
 
-__all__ = ["Layer", "egru_network"]
+__all__ = ["Layer", "egru_network", "MAX_LAYER_VALUES"]
+
+#: The most values one array of a layer may hold: 2^24, about the SRAM of one chip's PEs as int8
+#: (152 PEs x 96 KiB is 14.6 M) with room for a board-sized layer's slices to be mapped and refused
+#: by the design rules rather than by memory.
+MAX_LAYER_VALUES = 2**24
 
 
 class Layer:
@@ -36,7 +42,7 @@ class Layer:
                  name: str | None = None):
         self.name = check_name(name, "layer")
         self.kind = kinds.get_layer(kind)
-        where = f"layer {name!r} ({kind})" if name else f"a {kind} layer"
+        where = f"layer {name!r} ({kind})" if name else f"a layer of kind {kind!r}"
         if not isinstance(arrays, dict) or not all(isinstance(k, str) for k in arrays):
             raise ValueError(f"{where}: arrays must be a dict of named arrays, got {type(arrays).__name__}")
         unknown = sorted(set(arrays) - set(self.kind.arrays))
@@ -46,11 +52,16 @@ class Layer:
         for k, a in arrays.items():
             if a is None:
                 continue
+            size = int(np.prod(np.shape(a), dtype=np.float64))
+            if size > MAX_LAYER_VALUES:
+                raise ValueError(f"{where}: array {k!r} has {size:,} values, over the limit of {MAX_LAYER_VALUES:,} "
+                                 f"(qnet.MAX_LAYER_VALUES, about what one chip's SRAM holds as int8)")
             a = np.array(a, copy=True)
             if a.dtype == object or not (np.issubdtype(a.dtype, np.number)):
                 raise ValueError(f"{where}: array {k!r} must be numeric, got dtype {a.dtype}")
             a.flags.writeable = False
             self.arrays[k] = a
+        self.arrays = MappingProxyType(self.arrays)  # read only: edits would skip the checks below
         settings = {} if settings is None else settings
         if not isinstance(settings, dict):
             raise ValueError(f"{where}: settings must be a dict, got {type(settings).__name__}")
@@ -73,6 +84,9 @@ class Layer:
         if pre is not None and pre.out_shape != self.in_shape:
             raise ValueError(f"{where}: expects inputs of shape {self.in_shape}, layer {pre.name!r} gives "
                              f"{pre.out_shape}")
+        if pre is not None and pre.output_dtype != self.input_dtype:
+            raise ValueError(f"{where}: consumes {self.input_dtype.name} inputs, layer {pre.name!r} gives "
+                             f"{pre.output_dtype.name}")
         self.pre = pre
 
     @property

@@ -42,7 +42,11 @@ class Network:
                     raise ValueError(f"network {self.name!r}: add layer {obj.pre.name!r} before the layer "
                                      f"{obj.name!r} that reads it")
                 if obj.name is None:
-                    obj.name = f"layer{len(self.layers)}"
+                    name = f"layer{len(self.layers)}"
+                    taken = {n.name for n in (*self.populations, *self.layers)}
+                    while name in taken:
+                        name += "_"
+                    obj.name = name
                 self._check_unique(obj)
                 self.layers.append(obj)
             elif isinstance(obj, (Projection, Conv2DProjection)):

@@ -93,6 +93,8 @@ class QuantConfig:
                 raise ValueError(f"percentile must be in (0, 100], got {p}")
         if not self.search_percentiles:
             raise ValueError("search_percentiles must name at least one percentile")
+        if self.profile == "int":  # the earlier name of "fixed" (s2jax.numerics.PROFILE_ALIASES)
+            object.__setattr__(self, "profile", "fixed")
         if self.profile not in ("float32", "fixed"):
             raise ValueError(f"profile must be 'float32' or 'fixed', got {self.profile!r}")
 

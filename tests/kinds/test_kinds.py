@@ -93,7 +93,7 @@ def test_the_guide_lists_every_kind_and_shows_the_toy_step():
     from pathlib import Path
 
     guide = (Path(__file__).parents[2] / "docs" / "adding-a-kind.md").read_text()
-    for model in kinds.names():
+    for model in (*kinds.names(), *kinds.layer_names()):
         assert f"| `{model}` |" in guide, f"docs/adding-a-kind.md has no row for kind {model!r}"
     toy = (Path(__file__).parents[1] / "toy_kind.py").read_text()
     snippet = guide.split("```python")[1].split("```")[0]

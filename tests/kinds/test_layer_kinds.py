@@ -1,7 +1,7 @@
 """Layer kinds (EGRU, MAC-array layers) as nodes of the hand-off format, read from the registry.
 
-Every registered layer kind needs a case here (``CASES``) and an oracle
-(``tests/reference/layer_oracles.py``): a kind without either fails :func:`test_every_layer_kind_is_covered`.
+Every registered layer kind needs an oracle and an example network in
+``tests/reference/layer_oracles.py``: a kind without them fails :func:`test_every_layer_kind_is_covered`.
 For each, the chip model (``hwmodel.run``) equals the oracle exactly, the design rules, mapping and
 cost read the kind's declarations, and every exporter refuses it by name (no layer kind has a
 file-format codec yet).
@@ -17,52 +17,17 @@ import pytest
 from flax import nnx
 
 from s2jax import SPINNAKER2, export, hwmodel, kinds, qnet, quant
-from s2jax.layers.egru import EGRUStack
 from s2jax.quant.egru import quantize_inputs
-from tests.reference.layer_oracles import LAYER_ORACLES
+from tests.reference.layer_oracles import LAYER_ORACLES, egru_example, egru_model, mla_dense_example
 
 
-def _egru_model(seed, sizes=(6, 5), n_in=4):
-    model = EGRUStack(n_in, list(sizes), rngs=nnx.Rngs(seed))
-    keys = iter(jax.random.split(jax.random.key(seed), 8))
-    for cell in model.cells:
-        cell.bias[...] = 0.5 * jax.random.normal(next(keys), cell.bias.shape)
-        cell.theta[...] = jax.random.uniform(next(keys), cell.theta.shape, minval=0.0, maxval=0.3)
-    return model
-
-
-def _egru_case(rng, profile):
-    model = _egru_model(int(rng.integers(1000)))
-    x = rng.normal(size=(2, 9, 4)).astype(np.float32) * (rng.random((2, 9, 4)) < 0.6)
-    net = quant.quantize(quant.qat(model, quant.QuantConfig(profile=profile)))
-    return net, (np.asarray(quantize_inputs(x)) if profile == "fixed" else x)
-
-
-def _dense_case(rng, profile):
-    a = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (5, 7)).astype(np.int8),
-                                 "bias": rng.integers(-500, 500, 5).astype(np.int32)},
-                   settings={"shift": 6, "relu": True}, name="fc0")
-    b = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (3, 5)).astype(np.int8)},
-                   settings={"shift": 5, "out_range": [-100, 100]}, pre=a, name="fc1")
-    return qnet.Network("dense").add(a, b), rng.integers(-128, 128, (2, 4, 7)).astype(np.int8)
-
-
-def _conv_case(rng, profile):
-    conv = qnet.Layer("mla_conv2d", {"w": rng.integers(-128, 128, (3, 2, 3, 2)).astype(np.int8),
-                                     "bias": rng.integers(-900, 900, 3).astype(np.int32)},
-                      settings={"shift": 7, "relu": True, "out_range": [0, 255], "signed_input": False,
-                                "in_shape": [2, 6, 5], "stride": [2, 1], "padding": [[1, 0], [0, 1]]}, name="conv")
-    return qnet.Network("conv").add(conv), rng.integers(0, 256, (2, 3, 2, 6, 5)).astype(np.uint8)
-
-
-CASES = {"egru": (_egru_case, ("fixed", "float32")), "mla_dense": (_dense_case, ("fixed",)),
-         "mla_conv2d": (_conv_case, ("fixed",))}
+CASES = {k: (o.example, o.profiles) for k, o in LAYER_ORACLES.items()}
 PARAMS = [(k, p) for k in kinds.layer_names() for p in CASES.get(k, (None, ("fixed",)))[1]]
 
 
 def test_every_layer_kind_is_covered():
-    missing = [k for k in kinds.layer_names() if k not in CASES or k not in LAYER_ORACLES]
-    assert not missing, f"layer kinds without a test case or an oracle (tests/reference/layer_oracles.py): {missing}"
+    missing = [k for k in kinds.layer_names() if k not in LAYER_ORACLES]
+    assert not missing, f"layer kinds without an oracle and an example (tests/reference/layer_oracles.py): {missing}"
 
 
 def _bits(a):
@@ -77,7 +42,7 @@ def test_chip_model_equals_oracle(kind, profile):
     values = {}
     for layer in net.layers:
         src = x if layer.pre is None else values[layer.pre.name]
-        values[layer.name] = LAYER_ORACLES[kind](layer, src, SPINNAKER2)
+        values[layer.name] = LAYER_ORACLES[kind].run(layer, src, SPINNAKER2)
         np.testing.assert_array_equal(_bits(trace.values[layer.name]), _bits(values[layer.name]), err_msg=layer.name)
         np.testing.assert_array_equal(np.asarray(trace.spikes[layer.name]),
                                       np.asarray(layer.kind.events(values[layer.name])))
@@ -105,13 +70,13 @@ def test_rules_mapping_cost_and_exporters(kind, profile, tmp_path):
     name = net.layers[0].name
     for write in (lambda: export.to_nir(net), lambda: export.save_image(net, tmp_path / "x.s2img"),
                   lambda: export.to_pyspinnaker2(net, tmp_path / "bundle", timesteps=3)):
-        with pytest.raises(ValueError, match=f"layer '{name}' is of kind '{kind}', which has no"):
+        with pytest.raises(ValueError, match=f"layer '{name}' is of kind '{kind}': .* cannot hold layer kinds yet"):
             write()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_egru_qat_forward_equals_chip_model_through_the_single_entry_points():
-    model = _egru_model(7)
+    model = egru_model(7)
     q = quant.qat(model, quant.QuantConfig(profile="fixed"))
     assert quant.is_quantized(q) and not quant.is_quantized(model)
     x = np.random.default_rng(0).normal(size=(3, 10, 4)).astype(np.float32)
@@ -124,7 +89,7 @@ def test_egru_qat_forward_equals_chip_model_through_the_single_entry_points():
 
 
 def test_deprecated_egru_entry_points_warn_and_agree():
-    model = _egru_model(8)
+    model = egru_model(8)
     x = np.asarray(quantize_inputs(np.random.default_rng(1).normal(size=(2, 6, 4)).astype(np.float32)))
     with pytest.warns(DeprecationWarning, match="qat_egru"):
         old_q = quant.qat_egru(model, "fixed")
@@ -143,7 +108,7 @@ def test_deprecated_egru_entry_points_warn_and_agree():
 
 
 def _egru_layer(**change):
-    net, _ = _egru_case(np.random.default_rng(5), "fixed")
+    net, _ = egru_example(np.random.default_rng(5), "fixed")
     arrays = {**net.layers[0].arrays, **change}
     return qnet.Layer("egru", arrays, name="g")
 
@@ -181,7 +146,7 @@ def test_bad_layers_are_refused_by_name(kind, arrays, settings, match):
 
 
 def test_layer_networks_refuse_mismatched_inputs_and_mixing():
-    net, x = _dense_case(np.random.default_rng(0), "fixed")
+    net, x = mla_dense_example(np.random.default_rng(0), "fixed")
     with pytest.raises(TypeError, match="consumes int8 inputs, got int16"):
         hwmodel.run(net, x.astype(np.int16))
     with pytest.raises(ValueError, match="stored for the fixed profile"):
@@ -192,7 +157,7 @@ def test_layer_networks_refuse_mismatched_inputs_and_mixing():
     with pytest.raises(ValueError, match="population 'x'"):  # a layer kind is not a neuron model
         qnet.Population(3, "egru", name="x")
     with pytest.raises(ValueError, match="run it with hwmodel.run"):  # py-spinnaker2's front door drives spikes only
-        hwmodel.SpiNNaker2Chip().run(_dense_case(np.random.default_rng(0), "fixed")[0], 5)
+        hwmodel.SpiNNaker2Chip().run(mla_dense_example(np.random.default_rng(0), "fixed")[0], 5)
 
 
 def test_registering_a_layer_kind_reaches_every_module():
@@ -221,3 +186,71 @@ def test_registering_a_layer_kind_reaches_every_module():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="already registered as a layer"):
             kinds.register(kinds.NeuronKind(name="egru", doc="clash", is_input=True))
+
+
+def test_mla_layers_round_with_the_spec_they_run_under():
+    import dataclasses
+
+    from s2jax import Rounding
+
+    layer = qnet.Layer("mla_dense", {"w": np.array([[1, 0, 0]], np.int8)}, settings={"shift": 1}, name="fc")
+    net, x = qnet.Network("n").add(layer), np.array([[[1, 0, 0]]], np.int8)  # accumulator 1, shifted by 1
+    assert hwmodel.run(net, x)[0]["fc"].tolist() == [[[0]]]  # the chip's truncating shift
+    half_up = dataclasses.replace(SPINNAKER2, mla_shift_rounding=Rounding.HALF_UP)
+    assert hwmodel.run(net, x, spec=half_up)[0]["fc"].tolist() == [[[1]]]
+
+
+def test_layer_run_options_and_names():
+    net, x = mla_dense_example(np.random.default_rng(0), "fixed")
+    np.testing.assert_array_equal(hwmodel.run(net, x, profile="int")[0]["fc1"], hwmodel.run(net, x)[0]["fc1"])
+    with pytest.raises(ValueError, match="timesteps=9 but the inputs have 4 ticks"):
+        hwmodel.run(net, x, timesteps=9)
+    named = qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)}, name="layer0")
+    auto = qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)})
+    assert qnet.Network("n").add(named, auto).layers[1].name == "layer1"
+    taken = qnet.Network("m").add(qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)}, name="layer1"),
+                                  qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)}, name="layer0"))
+    third = qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)})
+    assert taken.add(third).layers[-1].name not in ("layer0", "layer1")
+    with pytest.raises(TypeError):
+        named.arrays["w"] = np.zeros((2, 3), np.int8)  # read only: an edit would skip the checks
+    with pytest.raises(ValueError, match="over the limit"):
+        qnet.Layer("mla_dense", {"w": np.broadcast_to(np.int8(1), (5000, 5000))})
+    with pytest.raises(ValueError, match="consumes int8 inputs, layer 'u' gives uint8"):
+        u = qnet.Layer("mla_dense", {"w": np.ones((2, 3), np.int8)}, settings={"out_range": [0, 255]}, name="u")
+        qnet.Layer("mla_dense", {"w": np.ones((2, 2), np.int8)}, pre=u)
+
+
+def test_check_reports_networks_the_chip_model_refuses():
+    net, _ = mla_dense_example(np.random.default_rng(0), "fixed")
+    other = qnet.Layer("mla_dense", {"w": np.ones((2, 4), np.int8)}, name="second_input")
+    net.add(other, qnet.Population(2, "spike_list", {0: [1]}, name="spikes"))
+    rules = sorted(v.rule for v in export.check(net))
+    assert rules == ["layer_network", "layer_network"]
+
+
+def test_conv_layers_hold_their_kernel_once_per_pe():
+    conv = qnet.Layer("mla_conv2d", {"w": np.ones((64, 64, 3, 3), np.int8)},
+                      settings={"in_shape": [64, 128, 128], "padding": [[1, 1], [1, 1]]}, name="conv")
+    mapping = hwmodel.map_to_cores(qnet.Network("n").add(conv))
+    assert mapping.pes <= 20 and all(p.sram_bytes <= SPINNAKER2.sram_data_bytes_per_pe for p in mapping.placements)
+    assert export.check(qnet.Network("n").add(conv)) == []
+
+
+def test_registry_refuses_bad_kinds_and_removals():
+    with pytest.raises(ValueError, match="takes a NeuronKind"):
+        kinds.register("foo")
+    with pytest.raises(ValueError, match="non-empty identifier"):
+        kinds.register(dataclasses_replace(kinds.get_layer("mla_dense"), name=""))
+    with pytest.raises(ValueError, match="no kind named 'nope'"):
+        kinds.unregister("nope")
+    with pytest.raises(ValueError, match="declared by neuron kinds"):
+        kinds.unregister("dense")
+    with pytest.raises(ValueError, match="JSON values"):
+        dataclasses_replace(kinds.get_layer("mla_dense"), name="odd", settings={"f": object()})
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

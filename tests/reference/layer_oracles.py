@@ -1,14 +1,62 @@
-"""The oracle of every layer kind: ``LAYER_ORACLES[kind](layer, x, spec) -> outputs``, ``x`` ``(B, T, ...)``
-the layer's inputs and the outputs ``(B, T, ...)`` as int64 (integer layers) or float32, computed with
-the scalar references of this folder. ``tests/kinds/test_layer_kinds.py`` fails for a registered
-layer kind without an entry here."""
+"""The oracle of every layer kind, with an example network: ``LAYER_ORACLES[kind]`` is a
+:class:`LayerOracle`: ``run(layer, x, spec) -> outputs`` (``x`` ``(B, T, ...)`` the layer's inputs, the
+outputs ``(B, T, ...)`` as int64 for integer layers or float32, computed with the scalar references of
+this folder), ``example(rng, profile) -> (network, inputs)`` and the ``profiles`` to test.
+``tests/kinds/test_layer_kinds.py`` runs every registered layer kind through its entry here, and fails
+for a kind without one: a kind shipped with the package adds its module, this entry and its docs row."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Callable, NamedTuple
 
+import jax
+import numpy as np
+from flax import nnx
+
+from s2jax import qnet, quant
 from s2jax.egru import EGRULayer
+from s2jax.layers.egru import EGRUStack
+from s2jax.quant.egru import quantize_inputs
 from tests.reference import egru_oracle, mla_oracle
+
+
+class LayerOracle(NamedTuple):
+    run: Callable
+    example: Callable
+    profiles: tuple = ("fixed",)
+
+
+def egru_model(seed, sizes=(6, 5), n_in=4):
+    model = EGRUStack(n_in, list(sizes), rngs=nnx.Rngs(seed))
+    keys = iter(jax.random.split(jax.random.key(seed), 8))
+    for cell in model.cells:
+        cell.bias[...] = 0.5 * jax.random.normal(next(keys), cell.bias.shape)
+        cell.theta[...] = jax.random.uniform(next(keys), cell.theta.shape, minval=0.0, maxval=0.3)
+    return model
+
+
+def egru_example(rng, profile):
+    model = egru_model(int(rng.integers(1000)))
+    x = rng.normal(size=(2, 9, 4)).astype(np.float32) * (rng.random((2, 9, 4)) < 0.6)
+    net = quant.quantize(quant.qat(model, quant.QuantConfig(profile=profile)))
+    return net, (np.asarray(quantize_inputs(x)) if profile == "fixed" else x)
+
+
+def mla_dense_example(rng, profile):
+    a = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (5, 7)).astype(np.int8),
+                                 "bias": rng.integers(-500, 500, 5).astype(np.int32)},
+                   settings={"shift": 6, "relu": True}, name="fc0")
+    b = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (3, 5)).astype(np.int8)},
+                   settings={"shift": 5, "out_range": [-100, 100]}, pre=a, name="fc1")
+    return qnet.Network("dense").add(a, b), rng.integers(-128, 128, (2, 4, 7)).astype(np.int8)
+
+
+def mla_conv2d_example(rng, profile):
+    conv = qnet.Layer("mla_conv2d", {"w": rng.integers(-128, 128, (3, 2, 3, 2)).astype(np.int8),
+                                     "bias": rng.integers(-900, 900, 3).astype(np.int32)},
+                      settings={"shift": 7, "relu": True, "out_range": [0, 255], "signed_input": False,
+                                "in_shape": [2, 6, 5], "stride": [2, 1], "padding": [[1, 0], [0, 1]]}, name="conv")
+    return qnet.Network("conv").add(conv), rng.integers(0, 256, (2, 3, 2, 6, 5)).astype(np.uint8)
 
 
 def _egru(layer, x, spec):
@@ -33,4 +81,8 @@ def _mla(conv: bool):
     return run
 
 
-LAYER_ORACLES = {"egru": _egru, "mla_dense": _mla(False), "mla_conv2d": _mla(True)}
+LAYER_ORACLES = {
+    "egru": LayerOracle(_egru, egru_example, ("fixed", "float32")),
+    "mla_dense": LayerOracle(_mla(False), mla_dense_example),
+    "mla_conv2d": LayerOracle(_mla(True), mla_conv2d_example),
+}

@@ -10,7 +10,7 @@ import numpy as np
 
 from s2jax import io as fileio
 from s2jax import kinds
-from s2jax.kinds.codecs import require_layer_codecs
+from s2jax.kinds.codecs import refuse_layers
 from s2jax.export.image._decode import _decode
 from s2jax.export.image._format import (CONV_COLUMNS, NETWORK, PE, ROUTING, SPEC, ImageError, _block, _pack,
                                         _routing_section, _u32, encode_words, spec_json)
@@ -126,7 +126,7 @@ def save_image(net: Network, path, spec: ChipSpec = SPINNAKER2) -> None:
     existing file at ``path`` is untouched). Raises :class:`ImageError` for a network that does not
     fit the format (for example a weight outside the word layout's int8 field).
     """
-    require_layer_codecs(net, "image", "the board image")
+    refuse_layers(net, "the board image")
     data = _encode(net, spec)
     fileio.atomic_write_bytes(path, data)
 

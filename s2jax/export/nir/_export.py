@@ -13,7 +13,7 @@ from s2jax import kinds
 from s2jax.export.nir._codecs import codec_of
 from s2jax.export.nir._common import (DIGEST_KEY, FORMAT_VERSION, LAYER_KINDS, LAYER_NEURONS, LAYER_SYNAPSES,
                                       _check_dense, _check_dt, _meta, _one_of, graph_digest)
-from s2jax.kinds.codecs import NO_LEAK_TAU_TICKS, require_layer_codecs
+from s2jax.kinds.codecs import NO_LEAK_TAU_TICKS, refuse_layers
 from s2jax.qnet.checks import check_name as _check_name
 from s2jax.spec import SPINNAKER2, ChipSpec
 
@@ -344,7 +344,7 @@ def to_nir(obj, *, dt: float = 1e-3, input_shape=None, spec: ChipSpec = SPINNAKE
     symmetric; synaptic delays, ``t_refrac``, ``inh_decay != exc_decay``, ``v_init`` and the reset
     mode live in the metadata only (NIR primitives cannot state them).
     """
-    require_layer_codecs(obj, "nir", "a NIR graph")
+    refuse_layers(obj, "a NIR graph")
     from s2jax import layers as L
 
     dt = _check_dt(dt)

@@ -17,7 +17,7 @@ import numpy as np
 
 from s2jax import io as fileio
 from s2jax import kinds, qnet
-from s2jax.kinds.codecs import require_layer_codecs
+from s2jax.kinds.codecs import refuse_layers
 from s2jax.export.pyspinnaker2._format import (_INT32, _REEXPORT, ARRAYS_FILE, BUNDLE_FORMAT, BUNDLE_VERSION,
                                                NETWORK_FILE, PYSPINNAKER2_MODELS, RESULTS_FILE, SCRIPT_FILE, _array,
                                                _check_arrays, _check_meta, _check_params, _check_result_size,
@@ -141,7 +141,7 @@ def to_pyspinnaker2(net: qnet.Network, folder, *, timesteps: int, eth_ip: str = 
     place at the end: on any error nothing half-written remains and an existing bundle is kept.
     Returns the bundle's path.
     """
-    require_layer_codecs(net, "pyspinnaker2", "a py-spinnaker2 bundle")
+    refuse_layers(net, "a py-spinnaker2 bundle")
     if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     if not isinstance(eth_ip, str) or not eth_ip:
