@@ -1,7 +1,9 @@
 """The MAC-array layer kinds ``mla_dense`` and ``mla_conv2d``: int8 layers with power-of-two
 requantization (:mod:`s2jax.hwmodel.mla` has the arithmetic), nodes of the hand-off format.
 
-``qnet.Layer("mla_dense", {"w": (O, K) int8, "bias": (O,) int32}, settings={"shift": 7, "relu": True})``;
+``qnet.Layer("mla_dense", {"w": (O, K) int8, "bias": (O,) int32}, settings={"shift": 7, "relu": True})``
+(setting ``in_shape``: the shape of its input when that is not ``(K,)``, e.g. a conv's ``[C, H, W]``,
+read flattened in C, H, W order);
 ``mla_conv2d`` takes ``w`` ``(O, C, kH, kW)`` int8 and the settings ``in_shape`` ``[C, H, W]``,
 ``stride`` ``[sy, sx]``, ``padding`` ``[[top, bottom], [left, right]]``. Settings of both: ``shift``
 (requantization, in [0, 31]), ``relu``, ``out_range`` ``[lo, hi]`` (int8 by default) and
@@ -96,7 +98,15 @@ def _common(arrays, settings, ndim):
 def _dense_shape(arrays, settings):
     _common(arrays, settings, 2)
     o, k = arrays["w"].shape
-    return (k,), (o,), "fixed"
+    shape = settings["in_shape"]
+    if shape is None:
+        return (k,), (o,), "fixed"
+    if not (isinstance(shape, (list, tuple)) and shape
+            and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in shape)):
+        raise ValueError(f"mla_dense setting 'in_shape' must be null or a list of positive integers, got {shape!r}")
+    if int(np.prod(shape)) != k:
+        raise ValueError(f"mla_dense: 'in_shape' {list(shape)} holds {int(np.prod(shape))} values, the weights take {k}")
+    return tuple(shape), (o,), "fixed"
 
 
 def _conv_geometry(arrays, settings):
@@ -137,7 +147,7 @@ def _apply(arrays, settings, x, conv: bool, rounding):
     if conv:
         return mla.conv2d(x[None], arrays["w"], arrays.get("bias"), stride=tuple(settings["stride"]),
                           padding=tuple(map(tuple, settings["padding"])), **kw)[0]
-    return mla.dense(x, arrays["w"], arrays.get("bias"), **kw)
+    return mla.dense(x.reshape(-1), arrays["w"], arrays.get("bias"), **kw)  # a (C, H, W) input, flattened
 
 
 def _step(conv):
@@ -183,7 +193,8 @@ def _kind(name, doc, settings, shape, conv, macs, unit_bytes, pe_bytes):
                      atoms_per_core=2**20)  # outputs per PE: bounded by the SRAM bytes, not a count
 
 
-DENSE = register(_kind("mla_dense", "int8 dense layer on the MAC array (requantize, optional ReLU)", _COMMON,
+DENSE = register(_kind("mla_dense", "int8 dense layer on the MAC array (requantize, optional ReLU)",
+                       {**_COMMON, "in_shape": None},
                        _dense_shape, False, _dense_macs, _dense_unit_bytes, lambda a, s, spec: 0))
 CONV2D = register(_kind("mla_conv2d", "int8 conv layer on the MAC array (NCHW, OIHW kernels)",
                         {**_COMMON, "in_shape": None, "stride": [1, 1], "padding": [[0, 0], [0, 0]]},

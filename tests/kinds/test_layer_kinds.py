@@ -254,3 +254,17 @@ def dataclasses_replace(obj, **changes):
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+def test_a_dense_layer_reads_a_conv_output_flattened():
+    rng = np.random.default_rng(9)
+    conv = qnet.Layer("mla_conv2d", {"w": rng.integers(-128, 128, (2, 1, 2, 2)).astype(np.int8)},
+                      settings={"in_shape": [1, 4, 3], "shift": 6, "relu": True}, name="c")
+    dense = qnet.Layer("mla_dense", {"w": rng.integers(-128, 128, (3, 12)).astype(np.int8)},
+                       settings={"in_shape": [2, 3, 2], "shift": 7}, pre=conv, name="d")
+    x = rng.integers(-128, 128, (2, 3, 1, 4, 3)).astype(np.int8)
+    _, trace = hwmodel.run(qnet.Network("n").add(conv, dense), x)
+    ref = LAYER_ORACLES["mla_dense"].run(dense, np.asarray(trace.values["c"]), SPINNAKER2)
+    np.testing.assert_array_equal(trace.values["d"], ref)
+    with pytest.raises(ValueError, match="holds 12 values, the weights take 11"):
+        qnet.Layer("mla_dense", {"w": np.ones((3, 11), np.int8)}, settings={"in_shape": [2, 3, 2]})

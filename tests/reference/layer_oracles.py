@@ -76,7 +76,7 @@ def _mla(conv: bool):
         if conv:
             y = mla_oracle.conv2d(flat, a["w"], a.get("bias"), stride=s["stride"], pad=s["padding"], **common)
         else:
-            y = mla_oracle.dense(flat, a["w"], a.get("bias"), **common)
+            y = mla_oracle.dense(flat.reshape(len(flat), -1), a["w"], a.get("bias"), **common)  # in_shape: flattened
         return y.reshape(b, t, *y.shape[1:])
     return run
 
