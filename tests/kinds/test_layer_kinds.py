@@ -42,7 +42,7 @@ def test_chip_model_equals_oracle(kind, profile):
     values = {}
     for layer in net.layers:
         src = x if layer.pre is None else values[layer.pre.name]
-        values[layer.name] = LAYER_ORACLES[kind].run(layer, src, SPINNAKER2)
+        values[layer.name] = LAYER_ORACLES[layer.kind.name].run(layer, src, SPINNAKER2)
         np.testing.assert_array_equal(_bits(trace.values[layer.name]), _bits(values[layer.name]), err_msg=layer.name)
         np.testing.assert_array_equal(np.asarray(trace.spikes[layer.name]),
                                       np.asarray(layer.kind.events(values[layer.name])))
@@ -60,17 +60,17 @@ def test_rules_mapping_cost_and_exporters(kind, profile, tmp_path):
     assert export.check(net) == []
     mapping = hwmodel.map_to_cores(net)
     assert [name for name, _ in mapping.models] == [layer.name for layer in net.layers]
-    assert dict(mapping.models)[net.layers[0].name] == kind
+    assert kind in dict(mapping.models).values()
     worst = hwmodel.estimate_cost(net, mapping=mapping)
     _, trace = hwmodel.run(net, x)
     seen = hwmodel.estimate_cost(net, trace, mapping=mapping)
     assert seen.synaptic_events_per_tick <= worst.synaptic_events_per_tick
     assert worst.neuron_updates_per_tick == sum(layer.kind.updates(layer.arrays, layer.settings) for layer in net.layers)
     assert worst.macs_per_tick == sum(layer.kind.macs(layer.arrays, layer.settings) for layer in net.layers)
-    name = net.layers[0].name
+    name, first = net.layers[0].name, net.layers[0].kind.name
     for write in (lambda: export.to_nir(net), lambda: export.save_image(net, tmp_path / "x.s2img"),
                   lambda: export.to_pyspinnaker2(net, tmp_path / "bundle", timesteps=3)):
-        with pytest.raises(ValueError, match=f"layer '{name}' is of kind '{kind}': .* cannot hold layer kinds yet"):
+        with pytest.raises(ValueError, match=f"layer '{name}' is of kind '{first}': .* cannot hold layer kinds yet"):
             write()
     assert list(tmp_path.iterdir()) == []
 

@@ -81,8 +81,30 @@ def _mla(conv: bool):
     return run
 
 
+def mla_maxpool_example(rng, profile):
+    conv = qnet.Layer("mla_conv2d", {"w": rng.integers(-128, 128, (3, 2, 2, 2)).astype(np.int8)},
+                      settings={"shift": 7, "in_shape": [2, 7, 6]}, name="conv")
+    pool = qnet.Layer("arm_maxpool", {}, settings={"in_shape": [3, 6, 5], "window": [2, 2], "stride": [2, 1]},
+                      pre=conv, name="pool")
+    return qnet.Network("pool").add(conv, pool), rng.integers(-128, 128, (2, 3, 2, 7, 6)).astype(np.int8)
+
+
+def _maxpool(layer, x, spec):
+    """Max over each window with Python loops (no padding; windows that do not fit are dropped)."""
+    s = layer.settings
+    (kh, kw), (sy, sx) = s["window"], s["stride"] or s["window"]
+    b, t, c, h, w = x.shape
+    ho, wo = (h - kh) // sy + 1, (w - kw) // sx + 1
+    out = np.zeros((b, t, c, ho, wo), np.int64)
+    for i in np.ndindex(b, t, c, ho, wo):
+        y0, x0 = i[3] * sy, i[4] * sx
+        out[i] = max(int(x[i[0], i[1], i[2], y0 + dy, x0 + dx]) for dy in range(kh) for dx in range(kw))
+    return out
+
+
 LAYER_ORACLES = {
     "egru": LayerOracle(_egru, egru_example, ("fixed", "float32")),
     "mla_dense": LayerOracle(_mla(False), mla_dense_example),
     "mla_conv2d": LayerOracle(_mla(True), mla_conv2d_example),
+    "arm_maxpool": LayerOracle(_maxpool, mla_maxpool_example),
 }
