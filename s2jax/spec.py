@@ -195,6 +195,18 @@ class ChipSpec:
         1.5e-3, "A", "chip_power_w lower end / pes_per_chip, rounded; estimate", "idle power of one used PE"
     )
 
+    # --- DNN scheduler model (issue 14; the layer-sequential OctopuScheduler scheme) ---
+    dnn_layer_overhead_s: float = _f(
+        13e-6, "P", "Jobst et al., ICONS 2025 (about 13 us per layer)", "scheduling overhead per DNN layer"
+    )
+    dnn_scheduler_pes: int = _f(
+        1, "P", "Jobst et al., ICONS 2025 (one scheduler PE drives the workers)", "PEs that schedule, not compute"
+    )
+    dram_bytes_per_s: float = _f(
+        4e9, "A", "estimate: LPDDR4 of one chip shared by its PEs; no public sustained figure",
+        "DRAM bandwidth available to one chip's DNN layers",
+    )
+
     # --- int8 MAC layer (section 5) ---
     mla_shift_rounding: Rounding = _f(Rounding.FLOOR, "A", _SPEC, "requantization shift is a truncating shift")
 
