@@ -9,7 +9,9 @@
   per-axis ints or ``[(top, bottom), (left, right)]`` pairs;
 - ``nnx.relu`` (``jax.nn.relu``) -> fused into the op before it;
 - :class:`Flatten` -> nothing: a dense op after a conv reads its ``[C, H, W]`` output flattened in
-  C, H, W order, which is what :class:`Flatten` does to the float model's NHWC activations.
+  C, H, W order, which is what :class:`Flatten` does to the float model's NHWC activations;
+- :class:`MaxPool` -> a ``"maxpool"`` op (the ``arm_maxpool`` layer kind: no padding, windows that
+  do not fit are dropped, as ``nnx.max_pool`` with ``"VALID"``).
 
 Anything else raises a ``ValueError`` naming the module and its position.
 
@@ -17,7 +19,7 @@ Layouts: the Flax model is fed NHWC (``(N, H, W, C)``) in float; the chip and ev
 this package past :func:`lower` use NCHW, one sample ``(C, H, W)`` (an MLP: ``(K,)``).
 :func:`to_chip_layout` converts a batch.
 
-Not done yet: pooling, residual adds, attention, layer norm, softmax, GELU, BatchNorm folding,
+Not done yet: average pooling, residual adds, attention, layer norm, softmax, GELU, BatchNorm folding,
 dropout (refused, not skipped), ONNX import, scheduling and export.
 
 Example::
@@ -41,7 +43,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-__all__ = ["Op", "Flatten", "lower", "float_forward", "to_chip_layout"]
+__all__ = ["Op", "Flatten", "MaxPool", "lower", "float_forward", "to_chip_layout"]
 
 
 class Op(NamedTuple):
@@ -51,7 +53,8 @@ class Op(NamedTuple):
     cross-correlation); ``bias`` ``(O,)`` float32 (zeros for a module without bias); ``stride``
     ``(sy, sx)`` and ``padding`` ``((top, bottom), (left, right))`` (a dense op: ``(1, 1)`` and
     zeros); ``in_shape`` / ``out_shape`` of one sample (a dense op after a conv reads
-    ``(C, H, W)`` flattened); ``source``: the module it came from, e.g. ``"layers[0] (Conv)"``.
+    ``(C, H, W)`` flattened); ``source``: the module it came from, e.g. ``"layers[0] (Conv)"``;
+    ``window``: the pooling window of a ``"maxpool"`` op (which has empty ``w`` and ``bias``).
     """
 
     kind: str
@@ -63,6 +66,19 @@ class Op(NamedTuple):
     in_shape: tuple
     out_shape: tuple
     source: str
+    window: tuple = (1, 1)
+
+
+class MaxPool(nnx.Module):
+    """2-D max pooling of a Flax NHWC batch, ``window`` ``(kH, kW)``, ``strides`` (default: the
+    window), no padding; the marker :func:`lower` turns into an ``arm_maxpool`` layer."""
+
+    def __init__(self, window=(2, 2), strides=None):
+        self.window = tuple(window)
+        self.strides = tuple(strides) if strides is not None else self.window
+
+    def __call__(self, x):
+        return nnx.max_pool(x, self.window, self.strides, "VALID")
 
 
 class Flatten(nnx.Module):
@@ -145,6 +161,17 @@ def _conv(m, shape, where):
     return Op("conv2d", w_oihw, b, False, stride, pad, tuple(shape), (m.out_features, h, w), where)
 
 
+def _maxpool(m, shape, where):
+    if len(shape) != 3:
+        raise ValueError(f"lower: {where}: MaxPool takes [C, H, W] inputs, got {list(shape)}")
+    (kh, kw), (sy, sx) = _pair(m.window, "window", where), _pair(m.strides, "strides", where)
+    if kh > shape[1] or kw > shape[2]:
+        raise ValueError(f"lower: {where}: a {kh}x{kw} window does not fit the {shape[1]}x{shape[2]} input")
+    out = (shape[0], (shape[1] - kh) // sy + 1, (shape[2] - kw) // sx + 1)
+    empty = np.zeros(0, np.float32)
+    return Op("maxpool", empty, empty, False, (sy, sx), ((0, 0), (0, 0)), tuple(shape), out, where, (kh, kw))
+
+
 def lower(model, input_shape) -> list[Op]:
     """The :class:`Op` list of ``model`` (an ``nnx.Sequential`` or a list of modules) for inputs of
     one sample of shape ``input_shape``: ``(C, H, W)`` (NCHW) for a CNN, ``(K,)`` for an MLP."""
@@ -165,9 +192,11 @@ def lower(model, input_shape) -> list[Op]:
         elif isinstance(m, Flatten):
             flat = True
             continue
+        elif isinstance(m, MaxPool):
+            ops.append(_maxpool(m, shape, where))
         else:
             raise ValueError(f"lower: {where} is not supported; supported: nnx.Linear, nnx.Conv, nnx.relu "
-                             f"(jax.nn.relu), s2jax.dnn.Flatten")
+                             f"(jax.nn.relu), s2jax.dnn.Flatten, s2jax.dnn.MaxPool")
         shape, flat = ops[-1].out_shape, False
     if not ops:
         raise ValueError("lower: the model has no nnx.Linear or nnx.Conv layer")
@@ -175,6 +204,8 @@ def lower(model, input_shape) -> list[Op]:
 
 
 def _apply(op: Op, x):
+    if op.kind == "maxpool":
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + op.window, (1, 1) + op.stride, "VALID")
     if op.kind == "dense":
         y = jnp.dot(x.reshape(x.shape[0], -1), jnp.asarray(op.w).T, precision=lax.Precision.HIGHEST)
     else:

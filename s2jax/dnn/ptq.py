@@ -72,6 +72,7 @@ class LayerPlan(NamedTuple):
     shift: int
     out_range: tuple
     source: str
+    window: tuple = (1, 1)
 
 
 class Plan(NamedTuple):
@@ -104,7 +105,7 @@ def exponent_for(m: float, hi: int = 127) -> int:
 def params_of(ops) -> list[dict]:
     """The float parameters of ``ops`` in the chip layout: ``[{"w": ..., "bias": ...}, ...]`` (what
     :func:`build_network` and the QAT twin take)."""
-    return [{"w": jnp.asarray(op.w), "bias": jnp.asarray(op.bias)} for op in ops]
+    return [{} if op.kind == "maxpool" else {"w": jnp.asarray(op.w), "bias": jnp.asarray(op.bias)} for op in ops]
 
 
 def _check_exp(e, what, where):
@@ -123,9 +124,14 @@ def calibrate(ops, calibration_inputs, *, input_exp: int | None = None, percenti
     stat = lambda a: float(np.percentile(np.abs(a), percentile)) if a.size else 0.0  # noqa: E731
     a = _check_exp(exponent_for(stat(x)) if input_exp is None else int(input_exp), "input", "calibrate")
     first, layers = a, []
+    in_range = (-128, 127)
     for i, (op, y) in enumerate(zip(ops, outs)):
         name = f"{op.kind}{i}"
         where = f"layer {name!r} ({op.source})"
+        if op.kind == "maxpool":  # the maximum keeps the input's scale and range exactly
+            layers.append(LayerPlan(name, op.kind, op.stride, op.padding, op.in_shape, op.out_shape, False, 0, a, a,
+                                    0, in_range, op.source, op.window))
+            continue
         w = _check_exp(exponent_for(float(np.abs(op.w).max(initial=0.0))), "weight", where)
         out = _check_exp(exponent_for(stat(y)), "output", where)
         out = min(out, a + w)  # a negative shift would scale up: coarsen the output instead
@@ -135,7 +141,7 @@ def calibrate(ops, calibration_inputs, *, input_exp: int | None = None, percenti
                              f"2^{-out}) exceeds 31, the largest the MAC array's shift takes")
         layers.append(LayerPlan(name, op.kind, op.stride, op.padding, op.in_shape, op.out_shape, op.relu, w, a, out,
                                 shift, (0, 127) if op.relu else (-128, 127), op.source))
-        a = out
+        a, in_range = out, layers[-1].out_range
     return Plan(tuple(layers), first, a)
 
 
@@ -147,6 +153,11 @@ def build_network(params, plan: Plan, *, spec: ChipSpec = SPINNAKER2, name: str 
     limit = 2 ** (spec.mla_accumulator_bits - 1) - 1
     for p, lp in zip(params, plan.layers, strict=True):
         where = f"layer {lp.name!r} ({lp.source})"
+        if lp.kind == "maxpool":
+            prev = qnet.Layer("arm_maxpool", {}, settings={"in_shape": list(lp.in_shape), "window": list(lp.window),
+                                                           "stride": list(lp.stride)}, pre=prev, name=lp.name)
+            net.add(prev)
+            continue
         w = np.asarray(to_grid(p["w"], lp.w_exp, -128, 127)).astype(np.int8)
         big = float(np.abs(np.asarray(p["bias"], np.float64)).max(initial=0.0)) * 2.0 ** (lp.in_exp + lp.w_exp)
         if big > limit:

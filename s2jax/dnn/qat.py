@@ -52,6 +52,8 @@ def qat_layer(p, lp, x, spec: ChipSpec = SPINNAKER2):
     """One layer (:class:`~s2jax.dnn.LayerPlan` ``lp``, float parameters ``p``) on ``x``
     ``(N, *lp.in_shape)``, float32 holding int8 values; returns ``(N, *lp.out_shape)`` float32
     holding the chip's int8 outputs."""
+    if lp.kind == "maxpool":  # exact on integer values; the gradient goes to the maximum, as in float
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + tuple(lp.window), (1, 1) + tuple(lp.stride), "VALID")
     w = _ste_grid(p["w"], lp.w_exp, -128, 127)
     b = _ste_grid(p["bias"], lp.in_exp + lp.w_exp, *bias_range(spec))
     xi, wi, bi = x.astype(jnp.int8), w.astype(jnp.int8), b.astype(jnp.int32)

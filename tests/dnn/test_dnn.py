@@ -12,9 +12,10 @@ import pytest
 from flax import nnx
 
 from s2jax import SPINNAKER2, Rounding, hwmodel
-from s2jax.dnn import (Flatten, build_network, calibrate, dequantize_outputs, float_forward, lower, params_of,
+from s2jax.dnn import (Flatten, MaxPool, build_network, calibrate, dequantize_outputs, float_forward, lower, params_of,
                        qat_forward, quantize, quantize_inputs, to_chip_layout)
 from tests.reference import mla_oracle
+from tests.reference.layer_oracles import LAYER_ORACLES
 
 SPECS = {r.name: dataclasses.replace(SPINNAKER2, mla_shift_rounding=r) for r in (Rounding.FLOOR, Rounding.HALF_UP)}
 
@@ -33,7 +34,14 @@ def cnn(seed):
                           Flatten(), nnx.Linear(3 * 2 * 2, 5, rngs=rngs), nnx.relu, nnx.Linear(5, 3, rngs=rngs)), (6, 6, 2)
 
 
-MODELS = {"mlp": mlp, "cnn": cnn}
+def cnn_pool(seed):
+    rngs = nnx.Rngs(seed)
+    return nnx.Sequential(nnx.Conv(2, 4, (3, 3), padding="SAME", rngs=rngs), nnx.relu, MaxPool((2, 2)),
+                          nnx.Conv(4, 3, (3, 3), padding="VALID", rngs=rngs), MaxPool((2, 1), (1, 1)),
+                          Flatten(), nnx.Linear(3 * 1 * 2, 3, rngs=rngs)), (8, 8, 2)
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "cnn_pool": cnn_pool}
 
 
 def data(shape, seed, n=8):
@@ -44,6 +52,9 @@ def oracle(net, x, rounding):
     """The network layer by layer through the scalar loops of the reference."""
     y = np.asarray(x, np.int64)
     for layer in net.layers:
+        if layer.kind.name == "arm_maxpool":
+            y = LAYER_ORACLES["arm_maxpool"].run(layer, y[:, None], SPINNAKER2)[:, 0]
+            continue
         s, (lo, hi) = layer.settings, layer.settings["out_range"]
         w, b = layer.arrays["w"], layer.arrays["bias"]
         if layer.kind.name == "mla_conv2d":
@@ -154,3 +165,12 @@ def test_shift_beyond_31_names_the_layer():
     model.layers[0].bias[...] = jnp.full((2,), 100.0, jnp.float32)  # output exponent 0
     with pytest.raises(ValueError, match=r"layer 'dense0' .*shift 56 .* exceeds 31"):
         quantize(model, data((4,), 0), input_scale_exp=20)
+
+
+@pytest.mark.parametrize("arch", MODELS)
+def test_the_lowered_float_model_is_the_flax_model(arch):
+    model, shape = MODELS[arch](3)
+    x = data(shape, 3)
+    want = np.asarray(model(jnp.asarray(x)))
+    got = np.asarray(float_forward(lower(model, to_chip_layout(x).shape[1:]), to_chip_layout(x)))
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-5)  # float vs float, reordered sums
