@@ -74,17 +74,21 @@ def _conv_macs(proj: Conv2DProjection) -> int:
     return proj.kind.macs(proj)
 
 
+def _trace_events(trace, names: list, what: str) -> np.ndarray:
+    """Mean synaptic events per tick of each node of ``names`` in ``trace`` (which must be of them)."""
+    if tuple(trace.names) != tuple(names):
+        raise ValueError(f"the trace is of {list(trace.names)}, the network has {what} {names}")
+    ev = np.asarray(trace.synaptic_events, np.float64)
+    return ev.reshape(-1, ev.shape[-1]).mean(axis=0)
+
+
 def _layer_cost(net: Network, trace, spec: ChipSpec, mapping: Mapping) -> CostEstimate:
     """The cost of a network of layers, from the counts each layer's kind declares."""
     if net.populations:
         raise ValueError(f"network {net.name!r} holds both populations and layers; the cost model takes one or "
                          f"the other (mixed networks are not supported yet)")
-    names = [layer.name for layer in net.layers]
     if trace is not None:
-        if tuple(trace.names) != tuple(names):
-            raise ValueError(f"the trace is of {list(trace.names)}, the network has layers {names}")
-        ev = np.asarray(trace.synaptic_events, np.float64)
-        events = ev.reshape(-1, ev.shape[-1]).mean(axis=0)
+        events = _trace_events(trace, [layer.name for layer in net.layers], "layers")
     else:
         events = [layer.kind.synapses(layer.arrays, layer.settings) for layer in net.layers]
     per = {layer.name: {"events": float(e), "updates": int(layer.kind.updates(layer.arrays, layer.settings)),
@@ -122,10 +126,7 @@ def estimate_cost(net: Network, trace=None, spec: ChipSpec = SPINNAKER2, mapping
         return _layer_cost(net, trace, spec, mapping)
     names = [p.name for p in net.populations]
     if trace is not None:
-        if tuple(trace.names) != tuple(names):
-            raise ValueError(f"the trace is of populations {list(trace.names)}, the network has {names}")
-        ev = np.asarray(trace.synaptic_events, np.float64)
-        events = ev.reshape(-1, ev.shape[-1]).mean(axis=0)
+        events = _trace_events(trace, names, "populations")
     else:
         events = np.zeros(len(names))
         for proj in net.projections:
